@@ -1,0 +1,1 @@
+"""The `aicash` command line."""

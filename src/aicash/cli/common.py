@@ -1,0 +1,47 @@
+"""Helpers shared by the CLI's command groups: settings from the context, bad-input exits, tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+from aicash.settings import Settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+BAD_INPUT = 2
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    """The settings the root command read once at start."""
+    return ctx.find_root().obj["settings"]
+
+
+def fail(message: str, code: int = BAD_INPUT) -> NoReturn:
+    """Print a clear error to stderr and exit (2 = bad input)."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def bad_input_exits(*errors: type[BaseException]) -> Iterator[None]:
+    """Turn the given domain errors into exit code 2 with their message, never a traceback."""
+    try:
+        yield
+    except errors as exc:
+        fail(str(exc))
+
+
+def repo_root() -> Path:
+    """The checkout holding Pulumi.yaml, pipelines/ and bentos/: the current folder or one above it,
+    else the one this package was installed from in editable mode."""
+    for folder in [Path.cwd(), *Path.cwd().parents, *Path(__file__).resolve().parents]:
+        if (folder / "Pulumi.yaml").is_file() and (folder / "pyproject.toml").is_file():
+            return folder
+    fail("this command needs an aicash checkout (a folder with Pulumi.yaml); run it from the repository")

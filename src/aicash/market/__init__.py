@@ -1,0 +1,1 @@
+"""Market data: OHLCV candles, their validation, storage, samples and synthetic generation."""

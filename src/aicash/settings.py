@@ -1,0 +1,113 @@
+"""Platform settings, read once from the environment (and an optional `.env`), 12-factor style.
+
+Local mode (the default) keeps a SQLite database and files under `AICASH_HOME`; setting `DATABASE_URL`
+to a PostgreSQL URL and `USE_S3_STORAGE=true` selects cluster mode. Nothing else changes between modes.
+AWS credentials are never settings: boto3 finds them through its standard chain.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+Mode = Literal["local", "cluster"]
+
+
+class SettingsError(ValueError):
+    """A setting has an invalid value; the message names the environment variable and the fix."""
+
+
+class Settings(BaseSettings):
+    """Every setting of the platform; each field is read from the environment variable of its upper-case name."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    aicash_home: Path = Field(default=Path("~/.aicash"), description="Local state folder (SQLite, files).")
+    database_url: SecretStr | None = Field(
+        default=None, description="SQLAlchemy URL; unset means SQLite under AICASH_HOME."
+    )
+    use_s3_storage: bool = Field(default=False, description="Store artifacts in S3 instead of AICASH_HOME.")
+    s3_bucket: str = Field(default="aicash-models", description="Bucket for models and artifacts.")
+    s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint (MinIO, moto).")
+    model_version: str | None = Field(default=None, description="Pin serving to this model version.")
+    min_training_samples: int = Field(default=100, ge=1, description="Gate: fewest training samples.")
+    min_accuracy: float = Field(default=0.55, ge=0.0, le=1.0, description="Gate: lowest out-of-sample accuracy.")
+    min_win_rate: float = Field(default=0.45, ge=0.0, le=1.0, description="Gate: lowest win rate of traded signals.")
+    ml_api_url: str = Field(default="http://127.0.0.1:3000", description="Public ML API base URL.")
+    training_api_url: str = Field(default="http://127.0.0.1:3000", description="Training (admin) API base URL.")
+    inference_api_url: str = Field(default="http://127.0.0.1:3000", description="Inference service base URL.")
+
+    @field_validator("aicash_home")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        raw = value.get_secret_value().strip()
+        if raw.startswith("postgres://"):
+            raw = "postgresql://" + raw.removeprefix("postgres://")
+        try:
+            url = make_url(raw)
+        except Exception as exc:
+            raise ValueError(f"not a database URL ({exc}); use postgresql://user:pass@host:5432/db") from exc
+        if url.get_backend_name() not in {"sqlite", "postgresql"}:
+            raise ValueError("only postgresql:// and sqlite:/// URLs are supported")
+        return SecretStr(raw)
+
+    @model_validator(mode="after")
+    def _check_s3(self) -> Settings:
+        if self.use_s3_storage and not self.s3_bucket:
+            raise ValueError("S3_BUCKET must be set when USE_S3_STORAGE is true")
+        return self
+
+    @property
+    def mode(self) -> Mode:
+        """`cluster` when the database is PostgreSQL, else `local`."""
+        return "cluster" if self.database_backend == "postgresql" else "local"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL in force: DATABASE_URL, or SQLite under AICASH_HOME."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.aicash_home / 'aicash.db'}"
+
+    @property
+    def database_backend(self) -> str:
+        return make_url(self.sqlalchemy_url).get_backend_name()
+
+    def masked(self) -> dict[str, str]:
+        """Effective settings by environment variable name, secrets masked, for `aicash config show`."""
+        shown: dict[str, str] = {"AICASH_MODE (derived)": self.mode}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name == "database_url":
+                value = make_url(self.sqlalchemy_url).render_as_string(hide_password=True)
+            elif isinstance(value, SecretStr):
+                value = "********" if value.get_secret_value() else ""
+            shown[name.upper()] = "" if value is None else str(value)
+        return shown
+
+
+_SECRET_NAMES = {"DATABASE_URL"}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings; raise `SettingsError` naming each offending environment variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = str(err["loc"][0]).upper() if err["loc"] else "settings"
+            got = "" if name in _SECRET_NAMES else f" (got {err.get('input')!r})"
+            lines.append(f"{name}: {err['msg']}{got}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

