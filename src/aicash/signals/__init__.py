@@ -1,0 +1,1 @@
+"""Trading signals derived from indicators: the weighted-indicator rule signal."""
