@@ -1,0 +1,79 @@
+"""Settings: defaults, environment, .env, validation naming the variable, masked secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aicash.settings import Settings, SettingsError, load_settings
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AICASH_HOME", str(tmp_path / "home"))
+    return tmp_path
+
+
+def test_defaults_are_local_mode(clean_env: Path) -> None:
+    s = load_settings()
+    assert s.mode == "local"
+    assert s.sqlalchemy_url == f"sqlite:///{clean_env / 'home' / 'aicash.db'}"
+    assert (s.min_training_samples, s.min_accuracy, s.min_win_rate) == (100, 0.55, 0.45)
+    assert s.use_s3_storage is False
+
+
+def test_postgres_url_selects_cluster_mode(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:pw@db:5432/aicash")
+    s = load_settings()
+    assert s.mode == "cluster"
+    assert s.sqlalchemy_url == "postgresql://u:pw@db:5432/aicash"  # the old scheme is normalized
+
+
+def test_dotenv_is_read(clean_env: Path) -> None:
+    (clean_env / ".env").write_text("MIN_ACCURACY=0.6\nUSE_S3_STORAGE=true\nS3_BUCKET=models\n")
+    s = load_settings()
+    assert s.min_accuracy == 0.6 and s.use_s3_storage and s.s3_bucket == "models"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("MIN_ACCURACY", "high"), ("MIN_WIN_RATE", "1.5"), ("MIN_TRAINING_SAMPLES", "0"),
+     ("USE_S3_STORAGE", "perhaps"), ("DATABASE_URL", "mysql://u:topsecret@h/db")],
+)
+def test_invalid_value_names_the_variable(clean_env: Path, monkeypatch: pytest.MonkeyPatch, name, value) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert name in str(err.value)
+    assert "topsecret" not in str(err.value)
+
+
+def test_masked_hides_the_database_password(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://svc:s3cr3t-pw@db:5432/aicash")
+    shown = load_settings().masked()
+    assert "s3cr3t-pw" not in " ".join(shown.values())
+    assert shown["DATABASE_URL"] == "postgresql://svc:***@db:5432/aicash"
+
+
+def test_config_show_cli_masks_secrets_and_bad_value_exits_2(clean_env: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from aicash.cli.main import app
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://svc:s3cr3t-pw@db:5432/aicash")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEKEY1234")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-value")
+    result = CliRunner().invoke(app, ["config", "show"], terminal_width=200)
+    assert result.exit_code == 0
+    assert "cluster" in result.stdout and "postgresql://svc:***@db:5432/aicash" in result.stdout
+    assert "env (access key ****1234)" in result.stdout
+    for secret in ("s3cr3t-pw", "AKIAEXAMPLEKEY1234", "aws-secret-value"):
+        assert secret not in result.stdout + result.stderr
+
+    monkeypatch.setenv("MIN_ACCURACY", "lots")
+    bad = CliRunner().invoke(app, ["config", "show"])
+    assert bad.exit_code == 2 and "MIN_ACCURACY" in bad.stderr
