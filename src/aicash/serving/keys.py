@@ -1,0 +1,111 @@
+"""API keys: created once and shown once; only a SHA-256 hash and a short prefix are stored.
+
+Verification looks the hash up in the database on every request, so a revoked key fails at once on every
+replica. If the database is unreachable, keys verified in the last `grace_seconds` still pass, so that
+predictions keep answering through a database outage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+from aicash.db.engine import session_scope
+from aicash.db.models import ApiKey, AuditLog
+
+KEY_PREFIX = "aic_"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class ApiKeyError(ValueError):
+    """A key name that is invalid, taken or unknown."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's name and whether it may use admin operations."""
+
+    name: str
+    is_admin: bool
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(engine: Engine, name: str, *, admin: bool = False, actor: str = "cli") -> str:
+    """A new key for NAME; the plain key is returned once and never stored."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise ApiKeyError(f"NAME {name[:40]!r} is invalid: use 1-64 letters, digits, '.', '_' or '-'")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    try:
+        with session_scope(engine) as session:
+            session.add(ApiKey(name=name, key_hash=hash_key(key), prefix=key[:10], is_admin=admin))
+            session.add(AuditLog(actor=actor, action="key.create", target=name, details={"admin": admin}))
+    except IntegrityError:
+        raise ApiKeyError(f"a key named {name!r} already exists: revoke it first or pick another NAME") from None
+    return key
+
+
+def revoke_key(engine: Engine, name: str, *, actor: str = "cli") -> None:
+    with session_scope(engine) as session:
+        done = session.execute(
+            update(ApiKey).where(ApiKey.name == name, ApiKey.revoked_at.is_(None)).values(revoked_at=datetime.now(UTC))
+        )
+        if done.rowcount == 0:  # type: ignore[attr-defined]
+            raise ApiKeyError(f"no active key named {name!r}: see `aicash keys list`")
+        session.add(AuditLog(actor=actor, action="key.revoke", target=name, details={}))
+
+
+def list_keys(engine: Engine) -> list[ApiKey]:
+    with session_scope(engine) as session:
+        return list(session.scalars(select(ApiKey).order_by(ApiKey.created_at)))
+
+
+class KeyVerifier:
+    """Checks presented keys against the database, with a short grace cache for database outages."""
+
+    def __init__(self, engine: Engine, grace_seconds: float = 300.0) -> None:
+        self.engine = engine
+        self.grace_seconds = grace_seconds
+        self._recent: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def verify(self, key: str | None) -> Principal | None:
+        """The key's principal, or None when the key is missing, unknown or revoked."""
+        if not key or not key.startswith(KEY_PREFIX) or len(key) > 128:
+            return None
+        digest = hash_key(key)
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(
+                    select(ApiKey.name, ApiKey.key_hash, ApiKey.is_admin, ApiKey.revoked_at).where(
+                        ApiKey.key_hash == digest
+                    )
+                ).first()
+        except (OperationalError, SQLAlchemyError):
+            return self._from_grace(digest)
+        if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, digest):
+            with self._lock:
+                self._recent.pop(digest, None)
+            return None
+        principal = Principal(row.name, bool(row.is_admin))
+        with self._lock:
+            self._recent[digest] = (principal, time.monotonic())
+        return principal
+
+    def _from_grace(self, digest: str) -> Principal | None:
+        with self._lock:
+            hit = self._recent.get(digest)
+        if hit and time.monotonic() - hit[1] < self.grace_seconds:
+            return hit[0]
+        return None
