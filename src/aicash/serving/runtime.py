@@ -1,0 +1,201 @@
+"""The inference runtime: loaded models, canary routing, cache, weights and the prediction log, framework-free.
+
+The BentoML service in `bentos/` owns one `SignalRuntime` and maps HTTP onto it. Dependencies that live in
+other tools (the online feature store, the model loader) are injected as plain callables, so the runtime is
+tested without Feast or BentoML.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from aicash.model_input import MODEL_FEATURES
+from aicash.serving.cache import TTLCache
+from aicash.serving.prediction_log import PredictionLog
+from aicash.serving.routing import route
+from aicash.serving.schemas import Prediction, PredictRequest
+from aicash.signals.rule import SIGNALS, composite_score
+
+log = logging.getLogger(__name__)
+
+
+class Model(Protocol):
+    """A loaded model: raw indicator windows (batch, window, features) in, class probabilities out."""
+
+    def predict_proba(self, windows: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class FeatureSnapshot:
+    """What the online store holds for a symbol: the latest bar's indicators and the window ending there."""
+
+    indicators: Mapping[str, float]
+    window: np.ndarray  # (window_bars, len(MODEL_FEATURES)), oldest first
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version: str
+    status: str
+    traffic_percentage: float
+    model: Model
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A request waiting for its model's forward pass."""
+
+    index: int
+    request_id: str
+    key: str
+    latest: dict[str, float]
+    window: np.ndarray
+
+
+class UnknownSymbolError(LookupError):
+    """The online store has no features for the symbol."""
+
+
+FeatureReader = Callable[[str, str], FeatureSnapshot]
+ModelLoader = Callable[[], Sequence[LoadedModel]]  # the registry's current split, canary first
+WeightsReader = Callable[[], Mapping[str, float]]
+
+
+@dataclass
+class SignalRuntime:
+    """Answers predictions; reloads the registry's split in the background so promotions need no restart."""
+
+    read_features: FeatureReader
+    load_models: ModelLoader
+    read_weights: WeightsReader
+    prediction_log: PredictionLog | None = None
+    cache_ttl_seconds: float = 5.0
+    reload_seconds: float = 10.0
+    models: list[LoadedModel] = field(default_factory=list)
+    weights: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.cache: TTLCache[tuple[Prediction, dict[str, float]]] = TTLCache(self.cache_ttl_seconds)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.reload()
+        self._thread = threading.Thread(target=self._reload_loop, name="registry-reload", daemon=True)
+        self._thread.start()
+
+    # -- registry ------------------------------------------------------------------------------------------
+    def reload(self) -> bool:
+        """Pick up the registry's current models and weights; keep the current ones if that fails."""
+        try:
+            models, weights = list(self.load_models()), dict(self.read_weights())
+        except Exception as exc:  # the store or database may be down: keep serving what is loaded
+            log.warning("registry reload failed, keeping %s: %s", [m.version for m in self.models], exc)
+            return False
+        with self._lock:
+            changed = [(m.version, m.traffic_percentage) for m in models] != self.split()
+            self.models, self.weights = models, weights
+        if changed:
+            self.cache.clear()
+            log.info("serving %s", self.split())
+        return True
+
+    def split(self) -> list[tuple[str, float]]:
+        return [(m.version, m.traffic_percentage) for m in self.models]
+
+    def _reload_loop(self) -> None:
+        while not self._stop.wait(self.reload_seconds):
+            self.reload()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self.prediction_log is not None:
+            self.prediction_log.close()
+
+    # -- predictions ---------------------------------------------------------------------------------------
+    def predict(self, request: PredictRequest) -> Prediction:
+        return self.predict_many([request])[0]
+
+    def predict_many(self, requests: Sequence[PredictRequest]) -> list[Prediction]:
+        """One forward pass per model for the whole batch; cached answers skip it."""
+        start = time.perf_counter()
+        with self._lock:
+            models = {m.version: m for m in self.models}
+            split = self.split()
+        if not models:
+            raise LookupError("no model is loaded: promote one with `aicash models promote VERSION --traffic 100`")
+        answers: list[Prediction | None] = [None] * len(requests)
+        pending: dict[str, list[_Pending]] = {}
+        for i, req in enumerate(requests):
+            request_id = req.request_id or uuid.uuid4().hex
+            version = route(request_id, split)
+            given = req.indicators.model_dump(exclude_none=True)
+            key = json.dumps([version, req.symbol, req.timeframe, given], sort_keys=True)
+            if (hit := self.cache.get(key)) is not None:
+                cached, features = hit
+                answers[i] = cached.model_copy(update={"cached": True, "request_id": request_id})
+                self._log(req, answers[i], features)
+                continue
+            latest, window = self._merged_inputs(req.symbol, req.timeframe, given)
+            pending.setdefault(version, []).append(_Pending(i, request_id, key, latest, window))
+        for version, items in pending.items():
+            probs = models[version].model.predict_proba(np.stack([p.window for p in items]))
+            scores = composite_score(pd.DataFrame([p.latest for p in items]), self.weights)
+            for item, prob, score in zip(items, probs, scores, strict=True):
+                answer = self._answer(item.request_id, models[version], prob, float(score), start)
+                self.cache.put(item.key, (answer, item.latest))
+                self._log(requests[item.index], answer, item.latest)
+                answers[item.index] = answer
+        return [a for a in answers if a is not None]
+
+    def _merged_inputs(
+        self, symbol: str, timeframe: str, given: dict[str, float]
+    ) -> tuple[dict[str, float], np.ndarray]:
+        """Given indicators overwrite the latest bar's stored values; earlier bars come from the store."""
+        snapshot = self.read_features(symbol, timeframe)
+        latest = {name: float(given.get(name, snapshot.indicators[name])) for name in MODEL_FEATURES}
+        window = np.array(snapshot.window, dtype=np.float32, copy=True)
+        window[-1] = [latest[name] for name in MODEL_FEATURES]
+        return latest, window
+
+    @staticmethod
+    def _answer(request_id: str, loaded: LoadedModel, probs: np.ndarray, score: float, start: float) -> Prediction:
+        best = int(np.argmax(probs))
+        return Prediction(
+            signal=SIGNALS[best],  # type: ignore[arg-type]
+            confidence=float(probs[best]),
+            probabilities={name: float(p) for name, p in zip(SIGNALS, probs, strict=True)},
+            model_version=loaded.version,
+            model_status=loaded.status,
+            composite_score=score,
+            latency_ms=(time.perf_counter() - start) * 1000.0,
+            request_id=request_id,
+        )
+
+    def _log(self, req: PredictRequest, answer: Prediction, features: Mapping[str, float]) -> None:
+        if self.prediction_log is not None:
+            self.prediction_log.record(
+                {
+                    "request_id": answer.request_id, "symbol": req.symbol, "request": req.model_dump(mode="json"),
+                    "features": dict(features), "output": answer.model_dump(mode="json"),
+                    "model_version": answer.model_version, "latency_ms": answer.latency_ms,
+                }
+            )
+
+
+def describe(runtime: SignalRuntime) -> dict[str, Any]:
+    """Loaded versions and the traffic split, for `GET /models`."""
+    return {
+        "models": [
+            {"version": m.version, "status": m.status, "traffic_percentage": m.traffic_percentage}
+            for m in runtime.models
+        ]
+    }
