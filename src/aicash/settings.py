@@ -41,6 +41,30 @@ class Settings(BaseSettings):
     training_api_url: str = Field(default="http://127.0.0.1:3000", description="Training (admin) API base URL.")
     inference_api_url: str = Field(default="http://127.0.0.1:3000", description="Inference service base URL.")
 
+    # Inference service
+    rate_limit_per_minute: int = Field(default=1200, ge=1, description="Requests per key per minute, per replica.")
+    cors_allow_origins: str = Field(default="", description="Comma-separated origins allowed by CORS.")
+    prediction_cache_ttl_seconds: float = Field(
+        default=5.0, ge=0, description="Identical requests within it are answered from the cache."
+    )
+    max_request_bytes: int = Field(default=262_144, ge=1024, description="Largest accepted request body.")
+    # Alert email (monitoring)
+    smtp_host: str | None = Field(default=None, description="SMTP server for drift reports and alerts.")
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP port.")
+    smtp_username: str | None = Field(default=None, description="SMTP user, if the server needs one.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
+    smtp_starttls: bool = Field(default=True, description="Upgrade the SMTP connection with STARTTLS.")
+    alert_email_from: str = Field(default="aicash@localhost", description="Sender of reports and alerts.")
+    alert_email_to: str = Field(default="", description="Comma-separated recipients (the ML team).")
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [o.strip() for o in self.cors_allow_origins.split(",") if o.strip()]
+
+    @property
+    def alert_recipients(self) -> list[str]:
+        return [a.strip() for a in self.alert_email_to.split(",") if a.strip()]
+
     @field_validator("aicash_home")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
@@ -97,7 +121,7 @@ class Settings(BaseSettings):
         return shown
 
 
-_SECRET_NAMES = {"DATABASE_URL"}
+_SECRET_NAMES = {"DATABASE_URL", "SMTP_PASSWORD"}
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -1,0 +1,111 @@
+"""`NetworkPolicies`: deny everything in the platform namespace, then open exactly what is needed.
+
+- Only the ingress controller reaches the inference service.
+- Only platform workloads (label `aicash.io/platform-client`) and Kubeflow Pipelines reach PostgreSQL and
+  the object store (in the cluster on `local`; on `aws` RDS is also fenced by its security group).
+- Platform workloads may leave the cluster on 443 (S3, AWS APIs, the public URL) and the SMTP port.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra import kube
+from infra.component import Component
+from infra.database import NAME as POSTGRES
+from infra.database import POSTGRES_PORT
+from infra.feature_server import NAME as FEATURE_SERVER
+from infra.feature_server import PORT as FEATURE_PORT
+from infra.inference import NAME as INFERENCE
+from infra.inference import PORT as INFERENCE_PORT
+from infra.object_store import MINIO_PORT
+from infra.object_store import NAME as MINIO
+
+NAMESPACE_KEY = "kubernetes.io/metadata.name"
+
+
+@dataclass(frozen=True)
+class NetworkPoliciesArgs:
+    """`in_cluster_data`: PostgreSQL and MinIO run in the namespace; otherwise `database_cidr` holds RDS."""
+
+    namespace: str
+    kfp_namespace: str
+    ingress_controller_namespace: str
+    in_cluster_data: bool
+    database_cidr: str | None = None
+    smtp_port: int = 587
+
+
+def _in_namespace(name: str) -> kube.Obj:
+    return {"namespaceSelector": {"matchLabels": {NAMESPACE_KEY: name}}}
+
+
+def _pods(labels: dict[str, str]) -> kube.Obj:
+    return {"podSelector": {"matchLabels": labels}}
+
+
+def _tcp(*ports: int) -> list[kube.Obj]:
+    return [{"protocol": "TCP", "port": port} for port in ports]
+
+
+def policy_specs(args: NetworkPoliciesArgs) -> dict[str, kube.Obj]:
+    """Every NetworkPolicy spec by object name (pure, so tests can read the rules)."""
+    clients = _pods({kube.PLATFORM_CLIENT: "true"})
+    kfp = _in_namespace(args.kfp_namespace)
+    specs: dict[str, kube.Obj] = {
+        "default-deny-all": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        "allow-dns": {
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [
+                {
+                    "to": [{**_in_namespace("kube-system"), **_pods({"k8s-app": "kube-dns"})}],
+                    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                }
+            ],
+        },
+        "inference-from-ingress-controller": {
+            "podSelector": {"matchLabels": kube.selector(INFERENCE)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [_in_namespace(args.ingress_controller_namespace)], "ports": _tcp(INFERENCE_PORT)}],
+        },
+        "feature-server-from-platform": {
+            "podSelector": {"matchLabels": kube.selector(FEATURE_SERVER)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [clients, kfp], "ports": _tcp(FEATURE_PORT)}],
+        },
+    }
+    egress: list[kube.Obj] = [
+        {"to": [_pods(kube.selector(FEATURE_SERVER))], "ports": _tcp(FEATURE_PORT)},
+        {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": _tcp(443, args.smtp_port)},
+    ]
+    if args.in_cluster_data:
+        for name, port in ((POSTGRES, POSTGRES_PORT), (MINIO, MINIO_PORT)):
+            specs[f"{name}-from-platform"] = {
+                "podSelector": {"matchLabels": kube.selector(name)},
+                "policyTypes": ["Ingress"],
+                "ingress": [{"from": [clients, kfp], "ports": _tcp(port)}],
+            }
+            egress.append({"to": [_pods(kube.selector(name))], "ports": _tcp(port)})
+    elif args.database_cidr:
+        egress.append({"to": [{"ipBlock": {"cidr": args.database_cidr}}], "ports": _tcp(POSTGRES_PORT)})
+    specs["platform-egress"] = {"podSelector": clients["podSelector"], "policyTypes": ["Egress"], "egress": egress}
+    return specs
+
+
+class NetworkPolicies(Component):
+    """One NetworkPolicy per entry of `policy_specs`."""
+
+    def __init__(self, name: str, args: NetworkPoliciesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("aicash:network:NetworkPolicies", name, opts)
+        for policy, spec in policy_specs(args).items():
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-{policy}",
+                metadata=kube.meta(policy, args.namespace, "network"),
+                spec=spec,
+                opts=self.child_opts(),
+            )
+        self.register_outputs({})

@@ -1,0 +1,145 @@
+"""One database and one bucket: KFP, the Feast server, the Bento service and the jobs all point at them,
+and every secret reaches the pods through a Kubernetes Secret, never as plain text."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from infra import kube
+from infra.policy.rules import pod_spec
+from infra.render import manifests, run_program
+from tests.infra.conftest import SECRETS, find
+
+PLATFORM_WORKLOADS = [
+    ("Deployment", "aicash-inference"),
+    ("Deployment", "aicash-feature-server"),
+    ("CronJob", "aicash-drift-report"),
+    ("CronJob", "aicash-health-check"),
+]
+
+
+def _env(objs: list[dict[str, Any]], namespace: str, container: dict[str, Any]) -> dict[str, str]:
+    """The environment a container sees: envFrom ConfigMaps and Secrets, then its own `env`."""
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            obj = find(objs, "ConfigMap", source["configMapRef"]["name"], namespace)
+        else:
+            obj = find(objs, "Secret", source["secretRef"]["name"], namespace)
+        env.update(obj.get("data") or obj.get("stringData") or {})
+    for entry in container.get("env", []):
+        env[entry["name"]] = entry.get("value", "")
+    return env
+
+
+def _workloads(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    job = next(o for o in objs if o["kind"] == "Job" and o["metadata"]["name"].startswith("aicash-db-upgrade-"))
+    return [find(objs, kind, name, "aicash") for kind, name in PLATFORM_WORKLOADS] + [job]
+
+
+def test_every_platform_workload_sees_the_same_database_and_bucket(objects: list[dict[str, Any]], stack: str) -> None:
+    seen = set()
+    for obj in _workloads(objects):
+        for container in pod_spec(obj)["containers"]:
+            env = _env(objects, "aicash", container)
+            seen.add((env["DATABASE_URL"], env["S3_BUCKET"], env["USE_S3_STORAGE"], env.get("S3_ENDPOINT_URL")))
+    assert len(seen) == 1
+    url, bucket, use_s3, endpoint = seen.pop()
+    assert use_s3 == "true"
+    assert bucket == {"dev": "aicash-dev-models", "prod": "aicash-prod-models"}[stack]
+    parts = urlsplit(url)
+    assert unquote(parts.password or "") == SECRETS["dbPassword"]
+    assert parts.query == {"dev": "sslmode=disable", "prod": "sslmode=require"}[stack]
+    assert (endpoint is None) == (stack == "prod")  # boto3 finds AWS itself; MinIO needs the endpoint
+
+
+def test_kubeflow_pipelines_uses_the_platform_database_and_bucket(objects: list[dict[str, Any]], stack: str) -> None:
+    platform = find(objects, "ConfigMap", kube.SETTINGS_CONFIGMAP, "aicash")["data"]
+    database = urlsplit(find(objects, "Secret", kube.SETTINGS_SECRET, "aicash")["stringData"]["DATABASE_URL"])
+    install = find(objects, "ConfigMap", "pipeline-install-config", "kubeflow")["data"]
+    assert install["postgresHost"] == database.hostname
+    assert install["postgresPort"] == str(database.port) == "5432"
+    assert install["bucketName"] == platform["S3_BUCKET"]
+    assert install["defaultPipelineRoot"] == f"s3://{platform['S3_BUCKET']}/pipelines"
+    assert json.loads(install["postgresExtraParams"]) == {"sslmode": database.query.removeprefix("sslmode=")}
+    credentials = find(objects, "Secret", "postgres-secret-extended", "kubeflow")["stringData"]
+    assert credentials == {"username": database.username, "password": SECRETS["dbPassword"]}
+    mlmd = find(objects, "ConfigMap", "metadata-postgres-db-parameters", "kubeflow")["data"]
+    assert mlmd["MLMD_DB_HOST"] == database.hostname
+    launcher = find(objects, "ConfigMap", "kfp-launcher", "kubeflow")["data"]
+    assert launcher["defaultPipelineRoot"] == install["defaultPipelineRoot"]
+    api = pod_spec(find(objects, "Deployment", "ml-pipeline", "kubeflow"))["containers"][0]
+    api_env = {e["name"]: e["value"] for e in api["env"]}
+    expected_host = "s3.eu-west-1.amazonaws.com" if stack == "prod" else "minio.aicash.svc.cluster.local"
+    assert api_env["OBJECTSTORECONFIG_HOST"] == expected_host
+    assert json.loads(launcher["providers"])["s3"]["default"]["endpoint"].startswith(expected_host)
+
+
+def test_kfp_steps_get_the_same_settings_as_the_platform(objects: list[dict[str, Any]]) -> None:
+    for kind in ("ConfigMap", "Secret"):
+        name = kube.SETTINGS_CONFIGMAP if kind == "ConfigMap" else kube.SETTINGS_SECRET
+        ours, kfps = (find(objects, kind, name, ns) for ns in ("aicash", "kubeflow"))
+        key = "data" if kind == "ConfigMap" else "stringData"
+        assert ours[key] == kfps[key]
+
+
+def test_upstream_database_and_namespace_are_dropped_and_the_rest_labelled(objects: list[dict[str, Any]]) -> None:
+    assert not [o for o in objects if o["metadata"].get("name") == "metadata-postgres-db"]
+    assert len([o for o in objects if o["kind"] == "Namespace" and o["metadata"]["name"] == "kubeflow"]) == 1
+    upstream = [o for o in objects if o["metadata"].get("labels", {}).get("application-crd-id")]
+    assert upstream and all(o["metadata"]["labels"]["aicash.io/third-party"] == "kubeflow-pipelines" for o in upstream)
+    grpc = pod_spec(find(objects, "Deployment", "metadata-grpc-deployment", "kubeflow"))
+    assert grpc["initContainers"][0]["resources"]["limits"]["memory"]
+
+
+def test_irsa_replaces_static_keys_on_aws(objects: list[dict[str, Any]], stack: str) -> None:
+    secret = find(objects, "Secret", kube.SETTINGS_SECRET, "aicash")["stringData"]
+    account = find(objects, "ServiceAccount", kube.SERVICE_ACCOUNT, "aicash")["metadata"]
+    if stack == "prod":
+        assert "AWS_SECRET_ACCESS_KEY" not in secret
+        assert account["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
+        pipeline_sa = find(objects, "ServiceAccount", "ml-pipeline", "kubeflow")["metadata"]
+        assert "eks.amazonaws.com/role-arn" in pipeline_sa["annotations"]
+    else:
+        assert secret["AWS_SECRET_ACCESS_KEY"] == SECRETS["minioPassword"]
+        assert not account.get("annotations")
+
+
+def test_secrets_reach_pods_only_through_secret_objects(objects: list[dict[str, Any]]) -> None:
+    secret_values = set(SECRETS.values())
+    for obj in objects:
+        if obj["kind"] == "Secret":
+            continue
+        text = json.dumps(obj)
+        assert not [v for v in secret_values if v in text], obj["metadata"]
+    for obj in _workloads(objects):
+        for container in pod_spec(obj)["containers"]:
+            assert {"secretRef": {"name": kube.SETTINGS_SECRET}} in container["envFrom"]
+            assert not any(e["name"] in {"DATABASE_URL", "SMTP_PASSWORD"} for e in container.get("env", []))
+
+
+@pytest.mark.parametrize("name", ["SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_STARTTLS", "ALERT_EMAIL_FROM",
+                                  "ALERT_EMAIL_TO", "MIN_TRAINING_SAMPLES", "MIN_ACCURACY", "MIN_WIN_RATE",
+                                  "ML_API_URL", "TRAINING_API_URL", "INFERENCE_API_URL", "AICASH_HOME"])
+def test_every_plain_setting_is_in_the_configmap(objects: list[dict[str, Any]], name: str) -> None:
+    data = find(objects, "ConfigMap", kube.SETTINGS_CONFIGMAP, "aicash")["data"]
+    assert data[name]
+    assert name not in find(objects, "Secret", kube.SETTINGS_SECRET, "aicash")["stringData"]
+
+
+def test_model_version_is_pinned_only_when_configured(objects: list[dict[str, Any]]) -> None:
+    assert "MODEL_VERSION" not in find(objects, "ConfigMap", kube.SETTINGS_CONFIGMAP, "aicash")["data"]
+    pinned = manifests(run_program("dev", overrides={"settings": json.dumps({"modelVersion": "v7"})}))
+    assert find(pinned, "ConfigMap", kube.SETTINGS_CONFIGMAP, "aicash")["data"]["MODEL_VERSION"] == "v7"
+
+
+def test_feature_server_serves_the_platform_store(objects: list[dict[str, Any]]) -> None:
+    [feast] = pod_spec(find(objects, "Deployment", "aicash-feature-server", "aicash"))["containers"]
+    script = feast["command"][-1]
+    assert feast["command"][:2] == ["sh", "-c"]
+    assert script.startswith('eval "$(aicash features env)" && exec feast serve') and "--port 6566" in script
+    assert feast["readinessProbe"]["httpGet"]["path"] == "/health"
