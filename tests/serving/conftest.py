@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -33,11 +35,13 @@ class StoppablePostgres:
 
 
 @pytest.fixture
-def stoppable_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoppablePostgres]:
-    pg = StoppablePostgres(tmp_path_factory.mktemp("pg-outage"))
+def stoppable_postgres() -> Iterator[StoppablePostgres]:
+    folder = Path(tempfile.mkdtemp(prefix="aicash-test-pg-outage-"))  # outside pytest's 0o700 root
+    pg = StoppablePostgres(folder)
     try:
         yield pg
     finally:
         with contextlib.suppress(Exception):  # it may already be running
             pg.start()
         pg.server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,313 @@
+"""aicash's handle on Feast: the store for the settings, apply, materialize and the point-in-time training join.
+
+The configuration follows `settings.mode`: `feature_store.local.yaml` or `feature_store.cluster.yaml` beside this
+file, with their `${...}` variables filled from the settings (`feast_env`), exactly as Feast's own loader fills
+them from the environment (so `eval "$(aicash features env)"; feast apply` reads the same configuration).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import yaml
+from sqlalchemy.engine import make_url
+
+from aicash.db.engine import engine_for
+from aicash.feature_tables import (
+    PG_SCHEMA,
+    FeatureInputError,
+    OfflineTables,
+    SeriesFeatures,
+    candle_span,
+    check_range,
+    ensure_offline_tables,
+    series_features,
+    utc,
+    write_offline_tables,
+)
+from aicash.indicators import INDICATOR_COLUMNS
+from aicash.settings import Settings
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+    from feast.repo_config import RepoConfig
+
+FEATURES_DIR = Path(__file__).resolve().parent
+CONFIG_FILES = {
+    "local": FEATURES_DIR / "feature_store.local.yaml",
+    "cluster": FEATURES_DIR / "feature_store.cluster.yaml",
+}
+FEATURE_VIEWS = ("technical_indicators", "indicator_window")
+ENTITY_DF_COLUMNS = ("symbol", "timeframe", "event_timestamp")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# (step, done, total): "indicators" per series, then "offline tables", then "materialize <view>" per view.
+Progress = Callable[[str, int, int], None]
+_VARIABLE = re.compile(r"\$(\w+|\{[^}]*\})")
+
+
+class NotAppliedError(ValueError):
+    """The feature repository is not in the registry yet."""
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What `apply` registered and removed."""
+
+    registry: str
+    applied: list[str]
+    removed: list[str]
+
+
+@dataclass(frozen=True)
+class MaterializeResult:
+    """What `materialize` did: the range, the offline tables written, the online rows per feature view."""
+
+    start: datetime
+    end: datetime
+    offline: OfflineTables
+    views: dict[str, int]  # feature view -> entities (symbol, timeframe) written to the online store
+    up_to_date: bool = False
+
+
+def config_file(settings: Settings) -> Path:
+    """The feature_store YAML file of the settings' mode."""
+    return CONFIG_FILES[settings.mode]
+
+
+def feast_env(settings: Settings) -> dict[str, str]:
+    """The `${...}` variables the mode's YAML file references, derived from the settings."""
+    if settings.mode == "local":
+        return {"AICASH_HOME": str(settings.aicash_home)}
+    url = make_url(settings.sqlalchemy_url)
+    query = {k: v if isinstance(v, str) else v[0] for k, v in url.query.items()}
+    return {
+        "AICASH_PG_HOST": url.host or query.get("host", "localhost"),
+        "AICASH_PG_PORT": str(url.port or query.get("port", 5432)),
+        "AICASH_PG_DATABASE": url.database or "postgres",
+        "AICASH_PG_USER": url.username or "postgres",
+        "AICASH_PG_PASSWORD": url.password or "",
+        "AICASH_PG_SSLMODE": query.get("sslmode", "prefer"),
+        "AICASH_FEAST_REGISTRY_URL": url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False),
+    }
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    """Environment for Feast's own CLI: the YAML variables, the file to use, the repository folder, and the
+    settings that `repo.py` reads (AICASH_HOME, DATABASE_URL)."""
+    env = {"AICASH_HOME": str(settings.aicash_home), **feast_env(settings)}
+    if settings.database_url is not None:
+        env["DATABASE_URL"] = settings.database_url.get_secret_value()
+    env["FEAST_FS_YAML_FILE_PATH"] = str(config_file(settings))
+    env["FEATURE_REPO_DIR_ENV_VAR"] = str(FEATURES_DIR)  # Feast's name for `feast --chdir`
+    return env
+
+
+def render_config(settings: Settings) -> str:
+    """The mode's YAML text with its variables filled (os.path.expandvars semantics: unknown ones stay)."""
+    values = feast_env(settings)
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1).strip("{}")
+        return values.get(name, match.group(0))
+
+    return _VARIABLE.sub(fill, config_file(settings).read_text())
+
+
+def repo_config(settings: Settings) -> RepoConfig:
+    """The Feast configuration of the settings' mode, validated by Feast's own `RepoConfig`."""
+    from feast.repo_config import RepoConfig
+
+    config = RepoConfig(**yaml.safe_load(render_config(settings)))
+    config.repo_path = FEATURES_DIR
+    return config
+
+
+def get_store(settings: Settings) -> FeatureStore:
+    """The Feast `FeatureStore` for `settings.mode` (local files or PostgreSQL), ready to read or write."""
+    from feast import FeatureStore
+
+    _prepare_storage(settings)
+    return FeatureStore(repo_path=str(FEATURES_DIR), config=repo_config(settings))
+
+
+def _prepare_storage(settings: Settings) -> None:
+    """Local: the folder of the registry and online store. Cluster: schema `feast`, which the SQL registry needs
+    before it creates its tables there (checked first: serving needs no CREATE privilege once it exists)."""
+    if settings.mode == "local":
+        (settings.aicash_home / "features").mkdir(parents=True, exist_ok=True)
+        return
+    engine = engine_for(settings)
+    try:
+        with engine.begin() as conn:
+            query = "SELECT 1 FROM pg_namespace WHERE nspname = %(name)s"
+            found = conn.exec_driver_sql(query, {"name": PG_SCHEMA}).scalar()
+            if found is None:
+                conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {PG_SCHEMA}")
+    finally:
+        engine.dispose()
+
+
+def apply(settings: Settings) -> ApplyResult:
+    """Register the definitions of `features/repo.py` (and drop objects no longer defined), creating the online
+    tables, and empty offline tables when none exist yet. Idempotent, like `feast apply`."""
+    from features.repo import build
+
+    engine = engine_for(settings)
+    try:
+        ensure_offline_tables(engine, settings.aicash_home)
+    finally:
+        engine.dispose()
+    store = get_store(settings)
+    objects = build(settings).objects()
+    stale = _stale_objects(store, {(type(o).__name__, o.name) for o in objects})
+    with _quiet():
+        store.apply(objects, objects_to_delete=stale, partial=not stale)
+    return ApplyResult(
+        registry=str(store.config.registry.path) if settings.mode == "local" else "sql (schema feast)",
+        applied=[f"{type(o).__name__} {o.name}" for o in objects],
+        removed=[f"{type(o).__name__} {o.name}" for o in stale],
+    )
+
+
+def _stale_objects(store: FeatureStore, defined: set[tuple[str, str]]) -> list:  # type: ignore[type-arg]
+    registered = [
+        *store.list_feature_services(),
+        *store.list_feature_views(),
+        *store.list_entities(),
+        *store.list_data_sources(),
+    ]
+    return [o for o in registered if (type(o).__name__, o.name) not in defined]
+
+
+def refresh_offline_tables(
+    settings: Settings, end: datetime | None = None, progress: Progress | None = None
+) -> OfflineTables:
+    """Rewrite the offline tables from `market_candles`: every bar's indicators, and each series' window as of
+    `end` (default: its last bar). `materialize` does this first; training calls it when candles are newer."""
+    return _refresh(settings, end, progress)[0]
+
+
+def _refresh(
+    settings: Settings, end: datetime | None, progress: Progress | None
+) -> tuple[OfflineTables, list[SeriesFeatures]]:
+    engine = engine_for(settings)
+    try:
+        on_series = (lambda done, total: progress("indicators", done, total)) if progress else None
+        series = series_features(engine, end, on_series)
+        if progress:
+            progress("offline tables", 0, 1)
+        written = write_offline_tables(engine, settings.aicash_home, series)
+        if progress:
+            progress("offline tables", 1, 1)
+        return written, series
+    finally:
+        engine.dispose()
+
+
+def _entities_in_range(series: list[SeriesFeatures], start: datetime, end: datetime) -> dict[str, int]:
+    """Online rows each view gets: series with a bar (indicators) or a window end within [start, end]."""
+    lo, hi = utc(start), utc(end)
+    bars = sum(bool(((s.indicators["ts"] >= lo) & (s.indicators["ts"] <= hi)).any()) for s in series)
+    windows = sum(s.window_end is not None and lo <= s.window_end <= hi for s in series)
+    return {"technical_indicators": bars, "indicator_window": windows}
+
+
+def materialize(
+    settings: Settings,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    incremental: bool = False,
+    progress: Progress | None = None,
+) -> MaterializeResult:
+    """Refresh the offline tables from the candles, then load the online store through Feast's `materialize`.
+
+    Without a range: every bar (the online store gets each series' latest bar). With `start`/`end`: bars in that
+    range; the online store then holds each series' last bar at or before `end`, and the window ending there.
+    `incremental`: from where each feature view's last materialization ended up to the newest candle.
+    Raises `FeatureInputError` for an inverted or empty range, `NotAppliedError` before `apply`.
+    """
+    if incremental and (start is not None or end is not None):
+        raise FeatureInputError("--incremental continues from the last materialization: give no --start/--end")
+    check_range(start, end)
+    engine = engine_for(settings)
+    try:
+        _, last = candle_span(engine, start, end)
+    finally:
+        engine.dispose()
+    store = get_store(settings)
+    views = _registered_views(store)
+    begin = utc(start).to_pydatetime() if start is not None else EPOCH
+    finish = (utc(end) if end is not None else last).to_pydatetime()
+    starts = {name: begin for name in FEATURE_VIEWS}
+    if incremental:
+        starts = {name: views[name].most_recent_end_time or EPOCH for name in FEATURE_VIEWS}
+        if all(utc(s) >= utc(finish) for s in starts.values()):
+            offline = OfflineTables(series=0, rows=0, windows=0, first=None, last=None)
+            return MaterializeResult(min(starts.values()), finish, offline, dict.fromkeys(FEATURE_VIEWS, 0), True)
+    offline, series = _refresh(settings, finish, progress)
+    for done, name in enumerate(FEATURE_VIEWS):
+        if progress:
+            progress(f"materialize {name}", done, len(FEATURE_VIEWS))
+        with _quiet():
+            store.materialize(start_date=starts[name], end_date=finish, feature_views=[name])
+    if progress:
+        progress(f"materialize {FEATURE_VIEWS[-1]}", len(FEATURE_VIEWS), len(FEATURE_VIEWS))
+    counts = {name: _entities_in_range(series, starts[name], finish)[name] for name in FEATURE_VIEWS}
+    shown_start = min(starts.values())
+    if offline.first is not None:
+        shown_start = max(shown_start, offline.first.to_pydatetime())  # not 1970 when materializing everything
+    return MaterializeResult(shown_start, finish, offline, counts)
+
+
+def _registered_views(store: FeatureStore) -> dict:  # type: ignore[type-arg]
+    views = {v.name: v for v in store.list_feature_views(allow_cache=False)}
+    missing = [name for name in FEATURE_VIEWS if name not in views]
+    if missing:
+        raise NotAppliedError(
+            f"feature views {', '.join(missing)} are not registered: run `aicash features apply` first"
+        )
+    return views
+
+
+def training_frame(settings: Settings, entity_df: pd.DataFrame) -> pd.DataFrame:
+    """`entity_df` (symbol, timeframe, event_timestamp in UTC) with `INDICATOR_COLUMNS` joined point-in-time by
+    Feast's `get_historical_features`: each row gets the indicators of the last bar at or before its timestamp
+    (within the views' TTL, else NaN), never a later one. Rows keep `entity_df`'s order and index.
+
+    Reads the offline tables as of the last `materialize` / `refresh_offline_tables`.
+    """
+    missing = [c for c in ENTITY_DF_COLUMNS if c not in entity_df.columns]
+    if missing:
+        raise FeatureInputError(f"entity_df lacks columns {missing}: it needs {list(ENTITY_DF_COLUMNS)}")
+    frame = entity_df.copy()
+    stamps = pd.to_datetime(frame["event_timestamp"])
+    frame["event_timestamp"] = stamps.dt.tz_localize("UTC") if stamps.dt.tz is None else stamps.dt.tz_convert("UTC")
+    frame["_aicash_row"] = range(len(frame))
+    store = get_store(settings)
+    _registered_views(store)
+    features = [f"technical_indicators:{c}" for c in INDICATOR_COLUMNS]
+    with _quiet():
+        joined = store.get_historical_features(entity_df=frame, features=features).to_df()
+    # Joined back onto the caller's rows: the file (dask) offline store drops rows with no feature value in reach
+    # (before a series' first bar, or beyond the TTL) where PostgreSQL keeps them with NULLs; here both give NaN.
+    values = joined[["_aicash_row", *INDICATOR_COLUMNS]].set_index("_aicash_row").reindex(range(len(frame)))
+    out = frame.drop(columns="_aicash_row")
+    out[list(INDICATOR_COLUMNS)] = values.to_numpy(dtype="float64")
+    out.index = entity_df.index
+    return out
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Feast prints progress of its own (colored lines, tqdm bars); aicash shows its own progress instead."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        yield
