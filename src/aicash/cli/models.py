@@ -35,6 +35,8 @@ def _fmt(value: Any) -> str:
 
 
 def _key_metrics(metrics: dict[str, Any]) -> str:
+    """The out-of-sample figures of the model (the trainer's `aggregate.model`), else the top-level numbers."""
+    metrics = metrics.get("aggregate", {}).get("model", metrics)
     numeric = [k for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)]
     keys = [k for k in KEY_METRICS if k in numeric] or numeric
     return "\n".join(f"{k}={_fmt(metrics[k])}" for k in keys[:MAX_METRICS_SHOWN])

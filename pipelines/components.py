@@ -1,0 +1,101 @@
+"""KFP v2 components, built for a given platform image: each moves artifacts in and out of a `pipelines.steps`
+function and nothing more. `make_components(image)` returns them; the pipelines call it at build time.
+
+(No `from __future__ import annotations` here: KFP reads the real annotation objects.)
+"""
+
+from types import SimpleNamespace
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+
+
+def make_components(image: str) -> SimpleNamespace:
+    """The components of every pipeline, running in the platform image `image`."""
+    component = dsl.component(base_image=image)
+
+    @component
+    def materialize_features(symbols: list, timeframe: str) -> str:
+        """Apply the Feast repository and materialize the latest features offline and online."""
+        from pipelines.steps import materialize_features as step
+
+        return step(symbols, timeframe)
+
+    @component
+    def build_training_set(symbols: list, timeframe: str, training_set: Output[Dataset]) -> int:
+        """Entity rows for every bar, features joined point in time by Feast's get_historical_features."""
+        from pipelines.steps import build_training_set as step
+
+        rows = step(symbols, timeframe, training_set.path)
+        training_set.metadata["rows"] = rows
+        return rows
+
+    @component
+    def train(training_set: Input[Dataset], config_json: str, model: Output[Model]) -> None:
+        """Walk-forward (out-of-sample) training and the final LSTM; the artifact folder is the Model."""
+        from pipelines.steps import train as step
+
+        metrics = step(training_set.path, config_json, model.path)
+        model.metadata.update({"framework": "pytorch-torchscript", "training_samples": metrics["training_samples"]})
+
+    @component
+    def evaluate(
+        model: Input[Model], metrics: Output[Metrics], confusion: Output[ClassificationMetrics], report: Output[HTML]
+    ) -> None:
+        """Publish the out-of-sample figures next to the baselines, the confusion matrix and the HTML report."""
+        import shutil
+        from pathlib import Path
+
+        from pipelines.steps import evaluation_figures
+
+        figures = evaluation_figures(model.path)
+        for name, value in figures["metrics"].items():
+            metrics.log_metric(name, value)
+        confusion.log_confusion_matrix(figures["classes"], figures["confusion_matrix"])
+        shutil.copyfile(Path(model.path, "report.html"), report.path)
+
+    @component
+    def gate(model: Input[Model]) -> NamedTuple("GateOutput", [("decision", str), ("reasons", str)]):  # noqa: UP014
+        """MIN_TRAINING_SAMPLES, MIN_ACCURACY, MIN_WIN_RATE and better than the best baseline."""
+        import json
+        from collections import namedtuple
+
+        from pipelines.steps import gate_model
+
+        approved, reasons = gate_model(model.path)
+        return namedtuple("GateOutput", ["decision", "reasons"])(
+            "approved" if approved else "rejected", json.dumps(reasons)
+        )
+
+    @component
+    def register(model: Input[Model], decision: str, reasons: str) -> str:
+        """Record the version in the registry with the gate's decision; a rejected model is never approved."""
+        import json
+
+        from pipelines.steps import register as step
+
+        return step(model.path, decision == "approved", json.loads(reasons))
+
+    @component
+    def optimize_weights(symbols: list, timeframe: str, source: str) -> str:
+        """Fit the rule signal's weights out of sample, from backtests on candles or from real trades."""
+        import json
+
+        from pipelines.steps import optimize_weights as step
+
+        return json.dumps(step(symbols, timeframe, source))
+
+    @component
+    def save_weights(result_json: str) -> str:
+        """Write the weights as a new version in signal_weights when they beat the weights in force."""
+        import json
+
+        from pipelines.steps import save_weights_if_better
+
+        version = save_weights_if_better(json.loads(result_json))
+        return "not saved: no out-of-sample improvement" if version is None else f"saved version {version}"
+
+    return SimpleNamespace(**{c.name.replace("-", "_"): c for c in (
+        materialize_features, build_training_set, train, evaluate, gate, register, optimize_weights, save_weights
+    )})

@@ -1,0 +1,140 @@
+"""The work behind each pipeline component, as plain functions (testable without KFP).
+
+They read the settings from the environment, as every aicash process does, so a component behaves the same in
+KFP's local runner and in the cluster's platform image.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from aicash.db import migrate
+from aicash.db.engine import engine_for
+from aicash.indicators import INDICATOR_COLUMNS
+from aicash.market.store import load_candles
+from aicash.model_input import MODEL_NAME
+from aicash.settings import Settings, load_settings
+
+Log = Callable[[str], None]
+
+
+def _engine(settings: Settings):  # type: ignore[no-untyped-def]
+    engine = engine_for(settings)
+    migrate.ensure_schema(engine, auto_upgrade=settings.mode == "local")
+    return engine
+
+
+def materialize_features(symbols: list[str], timeframe: str, log: Log = print) -> str:
+    """Apply the Feast repository and materialize the latest features (offline tables and online store)."""
+    from features.store import apply, materialize
+
+    settings = load_settings()
+    apply(settings)
+    summary = materialize(settings)
+    log(f"materialized features: {summary}")
+    return str(summary)
+
+
+def build_training_set(symbols: list[str], timeframe: str, out_path: str, log: Log = print) -> int:
+    """Every bar of the symbols as an entity row, features joined point in time by Feast, plus close prices
+    (for labels). Rows still in the indicators' warm-up are dropped."""
+    from features.store import training_frame
+
+    settings = load_settings()
+    candles = load_candles(_engine(settings), symbols or None, timeframe)
+    if candles.empty:
+        raise ValueError(f"no {timeframe} candles for {symbols or 'any symbol'}: run `aicash data ingest` first")
+    entities = candles[["symbol", "timeframe", "ts"]].rename(columns={"ts": "event_timestamp"})
+    frame = training_frame(settings, entities)
+    frame = frame.rename(columns={"event_timestamp": "ts"}).assign(close=candles["close"].to_numpy())
+    frame = frame.dropna(subset=list(INDICATOR_COLUMNS)).reset_index(drop=True)
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out_path, index=False)
+    log(f"training set: {len(frame):,} rows of {frame['symbol'].nunique()} series -> {out_path}")
+    return len(frame)
+
+
+def train(training_set_path: str, config_json: str, model_dir: str, log: Log = print) -> dict[str, Any]:
+    """Walk-forward evaluation against the baselines, then the final network; writes the artifact folder."""
+    from aicash.training.config import TrainingConfig
+    from aicash.training.experiment import train_and_evaluate
+    from aicash.training.gating import gate
+
+    settings = load_settings()
+    config = TrainingConfig.model_validate_json(config_json or "{}")
+    frame = pd.read_parquet(training_set_path)
+
+    def progress(event: Any) -> None:
+        log(str(event))
+
+    result = train_and_evaluate(frame, config, progress=progress)
+    result.save(model_dir, gate(result, settings))
+    return json.loads(Path(model_dir, "metrics.json").read_text())
+
+
+def evaluation_figures(model_dir: str) -> dict[str, Any]:
+    """Flat out-of-sample figures of the model and each baseline, the class names and the confusion matrix."""
+    figures = json.loads(Path(model_dir, "metrics.json").read_text())
+    aggregate = figures["aggregate"]
+    flat = {f"model_{k}": float(v) for k, v in aggregate["model"].items() if _is_number(v)}
+    for baseline, values in aggregate["baselines"].items():
+        wanted = ("accuracy", "win_rate", "sharpe")
+        flat |= {f"{baseline}_{k}": float(values[k]) for k in wanted if _is_number(values.get(k))}
+    return {"metrics": flat, "classes": figures["classes"], "confusion_matrix": aggregate["model"]["confusion"]}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+
+
+def gate_model(model_dir: str) -> tuple[bool, list[str]]:
+    """The approval gate over the saved out-of-sample figures (MIN_* settings)."""
+    from aicash.training.gating import EvaluationSummary, gate
+
+    summary = EvaluationSummary.from_metrics_json(json.loads(Path(model_dir, "metrics.json").read_text()))
+    decision = gate(summary, load_settings())
+    return decision.approved, list(decision.reasons)
+
+
+def register(model_dir: str, approved: bool, reasons: list[str], actor: str = "pipeline") -> str:
+    """Upload the artifacts and record the version as `approved` or `rejected` with the gate's reasons."""
+    from aicash.registry import new_version, register_model, store_for
+
+    settings = load_settings()
+    metrics = json.loads(Path(model_dir, "metrics.json").read_text())
+    record = register_model(
+        _engine(settings), store_for(settings), name=MODEL_NAME, version=new_version(Path(model_dir)),
+        artifacts_dir=Path(model_dir), metrics=metrics, approved=approved, reasons=reasons, actor=actor,
+    )
+    return record.version
+
+
+def optimize_weights(symbols: list[str], timeframe: str, source: str, log: Log = print) -> dict[str, Any]:
+    """Optimize the rule signal's weights from backtests (`backtest`) or real trades (`trades`)."""
+    from aicash.signals.optimize import optimize_from_backtest, optimize_from_trades
+
+    engine = _engine(load_settings())
+    if source == "backtest":
+        from aicash.market.store import summarize
+
+        symbols = symbols or sorted({s.symbol for s in summarize(engine) if s.timeframe == timeframe})
+        result = optimize_from_backtest(engine, symbols, timeframe)
+    else:
+        result = optimize_from_trades(engine)
+    log(f"{source}: improves={result.improves}")
+    return result.to_dict()
+
+
+def save_weights_if_better(result: dict[str, Any], actor: str = "pipeline") -> int | None:
+    """Write the weights as a new version when they beat the weights in force out of sample."""
+    from aicash.signals.weights import WeightsResult, save_weights
+
+    weights = WeightsResult.from_dict(result)
+    if not weights.improves:
+        return None
+    return save_weights(_engine(load_settings()), weights, actor=actor)

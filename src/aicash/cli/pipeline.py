@@ -1,0 +1,123 @@
+"""`aicash pipeline`: run the KFP pipelines here, compile them, submit and schedule them on a KFP cluster."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from aicash.cli.common import bad_input_exits, console, fail, repo_root, settings_of
+from aicash.cli.db import ready_engine
+from aicash.market.candles import BadSymbolError, check_timeframe, normalize_symbol
+
+app = typer.Typer(no_args_is_help=True)
+
+IMAGE_HELP = "Platform image the components run in (cluster only), e.g. registry.example.com/aicash-platform:1.4.2."
+
+
+def _runner():  # type: ignore[no-untyped-def]
+    sys.path.insert(0, str(repo_root()))
+    from pipelines import runner
+
+    return runner
+
+
+def _arguments(name: str, symbols: list[str], timeframe: str, config_json: str | None) -> dict[str, Any]:
+    with bad_input_exits(BadSymbolError):
+        args: dict[str, Any] = {
+            "symbols": [normalize_symbol(s) for s in symbols], "timeframe": check_timeframe(timeframe)
+        }
+    if config_json:
+        from aicash.training.config import TrainingConfig
+
+        try:
+            TrainingConfig.model_validate_json(config_json)
+        except ValueError as exc:
+            fail(f"--config is not a valid training config: {exc}")
+        if name != "lstm-training":
+            fail("--config applies to the lstm-training pipeline only")
+        args["config_json"] = config_json
+    return args
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Pipeline: lstm-training or signal-weights."),
+    symbols: list[str] = typer.Option(["EURUSD"], "--symbol", help="Symbol to train on; repeat for several."),
+    timeframe: str = typer.Option("1h", "--timeframe", help="Bar length."),
+    config: str | None = typer.Option(None, "--config", help='Training config as JSON, e.g. {"max_epochs": 5}.'),
+) -> None:
+    """Run a pipeline here with KFP's local runner (SubprocessRunner); each task's log is shown as it runs."""
+    from aicash.training.runs import finish_run, start_run
+
+    runner = _runner()
+    with bad_input_exits(runner.UnknownPipelineError):
+        runner.pipeline_fn(name)
+    arguments = _arguments(name, symbols, timeframe, config)
+    settings = settings_of(ctx)
+    engine = ready_engine(ctx)
+    run_id = start_run(engine, name, arguments)
+    console.print(f"[bold]running {name}[/] locally (training run {run_id}) with {json.dumps(arguments)}")
+    try:
+        runner.run_local(name, arguments, settings.aicash_home / "kfp")
+    except Exception as exc:
+        finish_run(engine, run_id, "failed", error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+        fail(f"pipeline {name} failed (training run {run_id} recorded as failed): {exc}", code=1)
+    version = finish_run(engine, run_id, "succeeded")
+    console.print(f"[bold green]{name} succeeded[/] (training run {run_id})"
+                  + (f"; registered {version}: see `aicash models show {version}`" if version else ""))
+
+
+@app.command("compile")
+def compile_(
+    out: Path = typer.Option(None, "--out", help="Folder for the IR YAML files (default: pipelines/compiled)."),
+    image: str = typer.Option("aicash-platform:0.1.0", "--image", help=IMAGE_HELP),
+) -> None:
+    """Write the IR YAML of every pipeline under pipelines/compiled/."""
+    runner = _runner()
+    for path in runner.compile_all(out or runner.COMPILED_DIR, image):
+        console.print(f"compiled {path}")
+
+
+@app.command("submit")
+def submit(
+    name: str = typer.Argument(..., help="Pipeline: lstm-training or signal-weights."),
+    host: str = typer.Option(..., "--host", help="KFP API endpoint, e.g. http://127.0.0.1:8888."),
+    symbols: list[str] = typer.Option(["EURUSD"], "--symbol", help="Symbol; repeat for several."),
+    timeframe: str = typer.Option("1h", "--timeframe"),
+    config: str | None = typer.Option(None, "--config", help="Training config as JSON."),
+    image: str = typer.Option("aicash-platform:0.1.0", "--image", help=IMAGE_HELP),
+) -> None:
+    """Create a run on a Kubeflow Pipelines cluster (caching on)."""
+    runner = _runner()
+    with bad_input_exits(runner.UnknownPipelineError):
+        runner.pipeline_fn(name)
+    run_id = runner.submit(name, host, _arguments(name, symbols, timeframe, config), image=image)
+    console.print(f"submitted {name}: run {run_id} on {host}")
+
+
+@app.command("schedule")
+def schedule(
+    name: str = typer.Argument(..., help="Pipeline: lstm-training or signal-weights."),
+    cron: str = typer.Option(..., "--cron", help="KFP cron expression with seconds, e.g. '0 0 3 * * *'."),
+    host: str = typer.Option(..., "--host", help="KFP API endpoint."),
+    symbols: list[str] = typer.Option(["EURUSD"], "--symbol"),
+    timeframe: str = typer.Option("1h", "--timeframe"),
+    image: str = typer.Option("aicash-platform:0.1.0", "--image", help=IMAGE_HELP),
+) -> None:
+    """Create a recurring run on a Kubeflow Pipelines cluster."""
+    fields = cron.split()
+    if len(fields) not in (5, 6):
+        fail(f"--cron {cron!r} needs 6 fields (seconds minutes hours day month weekday), e.g. '0 0 3 * * *'")
+    if len(fields) == 5:
+        cron = "0 " + cron  # a standard 5-field cron, run at second 0
+    runner = _runner()
+    with bad_input_exits(runner.UnknownPipelineError):
+        runner.pipeline_fn(name)
+    job_id = runner.schedule(name, host, cron, _arguments(name, symbols, timeframe, None), image=image)
+    console.print(f"scheduled {name} ({cron}): recurring run {job_id} on {host}")

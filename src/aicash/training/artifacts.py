@@ -1,0 +1,111 @@
+"""The model artifact folder: what training writes and what serving loads.
+
+| file | content |
+| --- | --- |
+| model.pt | TorchScript: float32 (batch, window, features) RAW indicator values -> (batch, 3) probabilities. The
+  stationary transform and the scaler are inside, so serving cannot disagree with training. |
+| scaler.json | the same transform and scaler numbers, for people and the drift report (not needed to serve) |
+| features.json | feature names in input order, window length, class order, the input/output contract |
+| metrics.json | walk-forward figures, baselines, folds, config, gate decision |
+| reference.parquet | a sample of training indicators (INDICATOR_COLUMNS) for drift monitoring |
+| report.html | the self-contained training report |
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from aicash.model_input import MODEL_FEATURES
+from aicash.signals.rule import SIGNALS
+from aicash.training.network import SignalNetwork, SignalProbabilities
+
+MODEL_FILE = "model.pt"
+SCALER_FILE = "scaler.json"
+FEATURES_FILE = "features.json"
+METRICS_FILE = "metrics.json"
+REFERENCE_FILE = "reference.parquet"
+REPORT_FILE = "report.html"
+ARTIFACT_FILES = (MODEL_FILE, SCALER_FILE, FEATURES_FILE, METRICS_FILE, REFERENCE_FILE, REPORT_FILE)
+
+
+def export_torchscript(network: SignalNetwork, path: Path) -> None:
+    """Script the probability model (transform + scaler + LSTM + softmax) and save it."""
+    network.eval()
+    scripted = torch.jit.script(SignalProbabilities(network).eval())
+    torch.jit.save(scripted, str(path))
+
+
+def features_spec(network: SignalNetwork, window_bars: int) -> dict[str, Any]:
+    return {
+        "features": list(network.transform.features),
+        "window_bars": window_bars,
+        "classes": list(SIGNALS),
+        "input": "float32 (batch, window_bars, len(features)) raw indicator values, oldest bar first",
+        "output": "float32 (batch, 3) class probabilities in `classes` order",
+    }
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(_json_safe(data), indent=2, allow_nan=False) + "\n")
+
+
+def _json_safe(value: Any) -> Any:
+    """Non-finite floats become null (JSON has no NaN); numpy scalars become Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+class ArtifactError(ValueError):
+    """The artifact folder is incomplete or does not match what this code serves."""
+
+
+@dataclass
+class ServableModel:
+    """A loaded model.pt with its contract; `predict_proba` is what the inference runtime calls."""
+
+    module: torch.jit.ScriptModule
+    features: tuple[str, ...]
+    window_bars: int
+    classes: tuple[str, ...]
+
+    def predict_proba(self, windows: np.ndarray) -> np.ndarray:
+        """(batch, window_bars, features) raw indicators -> (batch, 3) float probabilities."""
+        x = np.asarray(windows, dtype=np.float32)
+        if x.ndim != 3 or x.shape[1:] != (self.window_bars, len(self.features)):
+            raise ValueError(
+                f"windows must have shape (batch, {self.window_bars}, {len(self.features)}), got {tuple(x.shape)}"
+            )
+        with torch.inference_mode():
+            return self.module(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+
+
+def load_model(directory: Path | str) -> ServableModel:
+    """Load model.pt and check its features.json against the features this code sends (MODEL_FEATURES)."""
+    folder = Path(directory)
+    missing = [name for name in (MODEL_FILE, FEATURES_FILE) if not (folder / name).is_file()]
+    if missing:
+        raise ArtifactError(f"{folder} lacks {missing}: not a training artifact folder")
+    spec = json.loads((folder / FEATURES_FILE).read_text())
+    if tuple(spec["features"]) != MODEL_FEATURES:
+        raise ArtifactError(
+            f"the model was trained on features {spec['features']}, this code sends {list(MODEL_FEATURES)}: "
+            "retrain the model or serve it with the matching code version"
+        )
+    if tuple(spec["classes"]) != SIGNALS:
+        raise ArtifactError(f"the model's classes {spec['classes']} differ from {list(SIGNALS)}")
+    module = torch.jit.load(str(folder / MODEL_FILE), map_location="cpu")
+    module.eval()
+    return ServableModel(module, tuple(spec["features"]), int(spec["window_bars"]), tuple(spec["classes"]))

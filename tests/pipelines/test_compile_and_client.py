@@ -1,0 +1,131 @@
+"""Compiled IR of every pipeline, and the arguments `aicash pipeline submit/schedule` hand to kfp.Client.
+
+No KFP server runs here: the client is replaced by a recorder of its calls (the only stand-in in this suite,
+for a part that cannot run on this machine).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from kfp import components
+
+from pipelines import runner
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("ir")
+    return {p.stem: p for p in runner.compile_all(out, image="registry.example.com/aicash-platform:1.2.3")}
+
+
+def test_every_pipeline_compiles_and_loads_back(compiled: dict[str, Path]) -> None:
+    assert set(compiled) == {"lstm-training", "signal-weights"}
+    for name, path in compiled.items():
+        loaded = components.load_component_from_file(str(path))
+        assert loaded.name == name
+        spec = yaml.safe_load(path.read_text())
+        images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
+        assert images == {"registry.example.com/aicash-platform:1.2.3"}
+
+
+def test_lstm_training_graph(compiled: dict[str, Path]) -> None:
+    spec = yaml.safe_load(compiled["lstm-training"].read_text())
+    tasks = spec["root"]["dag"]["tasks"]
+    assert {"materialize-features", "build-training-set", "train", "evaluate", "gate"} <= set(tasks)
+    assert set(tasks["condition-branches-1"]["dependentTasks"]) == {"gate", "train"}
+    branches = spec["components"]["comp-condition-branches-1"]["dag"]["tasks"]
+    conditions = [t["triggerPolicy"]["condition"] for t in branches.values()]
+    assert len(conditions) == 2  # dsl.If approved / dsl.Else rejected
+    assert any("== 'approved'" in c for c in conditions) and any("!(" in c for c in conditions)
+    registered = set()
+    for branch in branches:
+        for task in spec["components"][f"comp-{branch}"]["dag"]["tasks"].values():
+            registered.add(task["inputs"]["parameters"]["decision"]["runtimeValue"]["constant"])
+    assert registered == {"approved", "rejected"}
+    evaluate_outputs = spec["components"]["comp-evaluate"]["outputDefinitions"]["artifacts"]
+    assert {o["artifactType"]["schemaTitle"] for o in evaluate_outputs.values()} == {
+        "system.Metrics", "system.ClassificationMetrics", "system.HTML"}
+    train_outputs = spec["components"]["comp-train"]["outputDefinitions"]["artifacts"]
+    assert train_outputs["model"]["artifactType"]["schemaTitle"] == "system.Model"
+    # caching on, except for the steps that read or change the database's current state
+    assert tasks["train"]["cachingOptions"].get("enableCache") is True
+    assert not tasks["materialize-features"]["cachingOptions"].get("enableCache", False)
+
+
+class RecordingClient:
+    """Records kfp.Client calls and answers like the KFP API would."""
+
+    def __init__(self, host: str) -> None:
+        self.host, self.calls = host, []
+
+    def create_run_from_pipeline_package(self, pipeline_file: str, **kwargs):  # type: ignore[no-untyped-def]
+        self.calls.append(("run", yaml.safe_load(Path(pipeline_file).read_text()), kwargs))
+        return SimpleNamespace(run_id="run-123")
+
+    def create_experiment(self, name: str):  # type: ignore[no-untyped-def]
+        self.calls.append(("experiment", name, {}))
+        return SimpleNamespace(experiment_id="exp-1")
+
+    def create_recurring_run(self, **kwargs):  # type: ignore[no-untyped-def]
+        spec = yaml.safe_load(Path(kwargs.pop("pipeline_package_path")).read_text())
+        self.calls.append(("recurring", spec, kwargs))
+        return SimpleNamespace(recurring_run_id="job-7")
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> list[RecordingClient]:
+    made: list[RecordingClient] = []
+
+    def client(host: str) -> RecordingClient:
+        made.append(RecordingClient(host))
+        return made[-1]
+
+    monkeypatch.setattr(runner, "client", client)
+    return made
+
+
+def test_submit_and_schedule_cli(cli, recorder) -> None:  # type: ignore[no-untyped-def]
+    result = cli("pipeline", "submit", "lstm-training", "--host", "http://kfp.example:8888", "--symbol", "eurusd",
+                 "--config", '{"max_epochs": 3}', "--image", "reg/aicash-platform:9")
+    assert result.exit_code == 0, result.output
+    assert "run-123" in result.stdout
+    kind, spec, kwargs = recorder[0].calls[0]
+    assert recorder[0].host == "http://kfp.example:8888" and kind == "run"
+    assert spec["pipelineInfo"]["name"] == "lstm-training"
+    assert kwargs["arguments"] == {"symbols": ["EURUSD"], "timeframe": "1h", "config_json": '{"max_epochs": 3}'}
+    assert kwargs["experiment_name"] == "aicash" and kwargs["enable_caching"] is True
+
+    result = cli("pipeline", "schedule", "signal-weights", "--cron", "0 3 * * *", "--host", "http://kfp:8888")
+    assert result.exit_code == 0, result.output
+    calls = recorder[1].calls
+    assert calls[0] == ("experiment", "aicash", {})
+    kind, spec, kwargs = calls[1]
+    assert spec["pipelineInfo"]["name"] == "signal-weights"
+    assert kwargs["cron_expression"] == "0 0 3 * * *" and kwargs["experiment_id"] == "exp-1"
+    assert kwargs["params"] == {"symbols": ["EURUSD"], "timeframe": "1h"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["submit", "nope", "--host", "http://h"], "unknown pipeline"),
+        (["submit", "lstm-training", "--host", "http://h", "--symbol", "EUR/USD"], "--symbol"),
+        (["submit", "lstm-training", "--host", "http://h", "--config", '{"max_epochs": -1}'], "--config"),
+        (["schedule", "lstm-training", "--host", "http://h", "--cron", "daily"], "--cron"),
+        (["run", "nope"], "unknown pipeline"),
+    ],
+)
+def test_bad_input_exits_2(cli, recorder, args, message) -> None:  # type: ignore[no-untyped-def]
+    result = cli("pipeline", *args)
+    assert result.exit_code == 2 and message in result.stderr
+    assert all(not c.calls for c in recorder)
+
+
+def test_compile_cli_writes_pipelines_compiled(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = cli("pipeline", "compile", "--out", str(tmp_path))
+    assert result.exit_code == 0
+    assert sorted(p.name for p in tmp_path.glob("*.yaml")) == ["lstm-training.yaml", "signal-weights.yaml"]
