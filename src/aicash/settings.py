@@ -48,6 +48,9 @@ class Settings(BaseSettings):
         default=5.0, ge=0, description="Identical requests within it are answered from the cache."
     )
     max_request_bytes: int = Field(default=262_144, ge=1024, description="Largest accepted request body.")
+    registry_reload_seconds: float = Field(
+        default=10.0, gt=0, description="How often the service picks up promotions and rollbacks."
+    )
     # Alert email (monitoring)
     smtp_host: str | None = Field(default=None, description="SMTP server for drift reports and alerts.")
     smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP port.")

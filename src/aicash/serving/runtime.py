@@ -49,6 +49,12 @@ class LoadedModel:
     status: str
     traffic_percentage: float
     model: Model
+    forced: bool = False  # promoted past a gate that rejected (or never approved) it
+
+    @property
+    def label(self) -> str:
+        """The status as answers show it; a forced promotion says so, it is never passed off as approved."""
+        return f"{self.status} (forced past the gate)" if self.forced else self.status
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,7 @@ class SignalRuntime:
         self.cache: TTLCache[tuple[Prediction, dict[str, float]]] = TTLCache(self.cache_ttl_seconds)
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._last_snapshots: dict[tuple[str, str], FeatureSnapshot] = {}
         self.reload()
         self._thread = threading.Thread(target=self._reload_loop, name="registry-reload", daemon=True)
         self._thread.start()
@@ -156,11 +163,27 @@ class SignalRuntime:
                 answers[item.index] = answer
         return [a for a in answers if a is not None]
 
+    def _snapshot(self, symbol: str, timeframe: str) -> FeatureSnapshot:
+        """The online store's features; while the store is unreachable, the last ones read for the series."""
+        try:
+            snapshot = self.read_features(symbol, timeframe)
+        except UnknownSymbolError:
+            raise
+        except Exception as exc:
+            stale = self._last_snapshots.get((symbol, timeframe))
+            if stale is None:
+                raise LookupError(f"the online feature store is unavailable and {symbol} {timeframe} was never "
+                                  f"read before: {type(exc).__name__}") from None
+            log.warning("online store unavailable (%s); serving %s %s from its last read", exc, symbol, timeframe)
+            return stale
+        self._last_snapshots[(symbol, timeframe)] = snapshot
+        return snapshot
+
     def _merged_inputs(
         self, symbol: str, timeframe: str, given: dict[str, float]
     ) -> tuple[dict[str, float], np.ndarray]:
         """Given indicators overwrite the latest bar's stored values; earlier bars come from the store."""
-        snapshot = self.read_features(symbol, timeframe)
+        snapshot = self._snapshot(symbol, timeframe)
         latest = {name: float(given.get(name, snapshot.indicators[name])) for name in MODEL_FEATURES}
         window = np.array(snapshot.window, dtype=np.float32, copy=True)
         window[-1] = [latest[name] for name in MODEL_FEATURES]
@@ -174,7 +197,7 @@ class SignalRuntime:
             confidence=float(probs[best]),
             probabilities={name: float(p) for name, p in zip(SIGNALS, probs, strict=True)},
             model_version=loaded.version,
-            model_status=loaded.status,
+            model_status=loaded.label,
             composite_score=score,
             latency_ms=(time.perf_counter() - start) * 1000.0,
             request_id=request_id,
@@ -195,7 +218,8 @@ def describe(runtime: SignalRuntime) -> dict[str, Any]:
     """Loaded versions and the traffic split, for `GET /models`."""
     return {
         "models": [
-            {"version": m.version, "status": m.status, "traffic_percentage": m.traffic_percentage}
+            {"version": m.version, "status": m.status, "label": m.label, "forced": m.forced,
+             "traffic_percentage": m.traffic_percentage}
             for m in runtime.models
         ]
     }

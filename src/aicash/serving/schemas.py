@@ -48,7 +48,7 @@ EXAMPLE_INPUT = {
 class PredictRequest(BaseModel):
     """The frontend's request: a symbol and the latest bar's indicators; the rest comes from the feature store."""
 
-    model_config = ConfigDict(**STRICT, json_schema_extra={"examples": [EXAMPLE_INPUT]})
+    model_config = ConfigDict(**STRICT, json_schema_extra={"example": EXAMPLE_INPUT})
 
     symbol: Symbol
     indicators: Indicators = Field(default_factory=Indicators)  # type: ignore[valid-type]

@@ -1,0 +1,121 @@
+"""Builds the service's parts from settings: the runtime over the registry, Feast and the database, and the
+BentoML service configuration (traffic, CORS, access log) tuned as measured in ../shared/FACTS.md."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from aicash.db import migrate
+from aicash.db.engine import engine_for
+from aicash.model_input import MODEL_NAME
+from aicash.registry import current_production, list_models, load_artifacts, store_for
+from aicash.serving.keys import KeyVerifier
+from aicash.serving.prediction_log import PredictionLog
+from aicash.serving.ratelimit import RateLimiter
+from aicash.serving.runtime import FeatureSnapshot, LoadedModel, SignalRuntime, UnknownSymbolError
+from aicash.settings import Settings
+from aicash.signals.weights import current_weights
+from aicash.training.artifacts import load_model
+
+log = logging.getLogger("aicash.service")
+
+
+def service_config(settings: Settings) -> dict[str, Any]:
+    """BentoML service options: a 5 s request timeout (the 60 s default keeps a million timers alive under
+    load and causes long GC pauses), no access log on the hot path, CORS from CORS_ALLOW_ORIGINS."""
+    origins = settings.cors_origins
+    return {
+        "name": "aicash-signal",
+        "traffic": {"timeout": 5, "concurrency": 256},
+        "resources": {"cpu": "1"},
+        "logging": {"access": {"enabled": False}},
+        "http": {
+            "cors": {
+                "enabled": bool(origins),
+                "access_control_allow_origins": origins,
+                "access_control_allow_methods": ["GET", "POST", "OPTIONS"],
+                "access_control_allow_headers": ["Content-Type", "X-API-Key", "Authorization", "X-Request-Id"],
+                "access_control_max_age": 600,
+            }
+        },
+    }
+
+
+def security_options(settings: Settings) -> dict[str, Any]:
+    """Options of `bentos.security.SecurityMiddleware`."""
+    return {
+        "verifier": KeyVerifier(engine_for(settings)),
+        "limiter": RateLimiter(settings.rate_limit_per_minute),
+        "max_body_bytes": settings.max_request_bytes,
+    }
+
+
+class RegistryModels:
+    """Loads the registry's production and canary versions, downloading (and verifying) each version once."""
+
+    def __init__(self, settings: Settings, engine: Any) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.store = store_for(settings)
+        self.cache_dir = Path(tempfile.mkdtemp(prefix="aicash-models-"))
+        self.loaded: dict[str, Any] = {}
+
+    def __call__(self) -> list[LoadedModel]:
+        records = {r.version: r for r in list_models(self.engine, MODEL_NAME)}
+        if self.settings.model_version:  # pinned by MODEL_VERSION
+            split = [(self.settings.model_version, 100.0)]
+        else:
+            canaries = [r for r in records.values() if r.is_canary]
+            production = current_production(self.engine, MODEL_NAME)
+            split = [(c.version, c.traffic_percentage) for c in canaries]
+            if production is not None:
+                split.append((production.version, 100.0 - sum(p for _, p in split)))
+        models = []
+        for version, percent in split:
+            if version not in self.loaded:
+                folder = load_artifacts(self.engine, self.store, version, self.cache_dir / version, MODEL_NAME)
+                self.loaded[version] = load_model(folder)
+            record = records.get(version)
+            status = record.status if record else "unknown"
+            forced = record is not None and record.gate_passed is not True
+            models.append(LoadedModel(version, status, percent, self.loaded[version], forced=forced))
+        return models
+
+
+class OnlineFeatureReader:
+    """Reads the online store through `features.online.online_features` (Feast)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from features.store import get_store
+
+        self.store = get_store(settings)
+
+    def __call__(self, symbol: str, timeframe: str) -> FeatureSnapshot:
+        from features.online import NoOnlineFeaturesError, online_features
+
+        try:
+            found = online_features(self.store, symbol, timeframe)
+        except NoOnlineFeaturesError as exc:
+            raise UnknownSymbolError(str(exc)) from None
+        return FeatureSnapshot(indicators=found.indicators, window=found.window)
+
+
+def build_runtime(settings: Settings) -> SignalRuntime:
+    engine = engine_for(settings)
+    migrate.ensure_schema(engine, auto_upgrade=settings.mode == "local")
+
+    def weights() -> Mapping[str, float]:
+        return current_weights(engine)
+
+    return SignalRuntime(
+        read_features=OnlineFeatureReader(settings),
+        load_models=RegistryModels(settings, engine),
+        read_weights=weights,
+        prediction_log=PredictionLog(engine, spill_path=settings.aicash_home / "prediction-log-spill.jsonl"),
+        cache_ttl_seconds=settings.prediction_cache_ttl_seconds,
+        reload_seconds=settings.registry_reload_seconds,
+    )

@@ -1,0 +1,196 @@
+"""The inference service over real HTTP: the frontend's payload, batch, auth, rate limit, CORS, validation,
+canary split, cache, hot reload after promotion, indicators, metrics and the prediction log."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from aicash.db.engine import make_engine
+from aicash.indicators import INDICATOR_COLUMNS, with_indicators
+from aicash.market.samples import load_sample
+from aicash.serving.schemas import EXAMPLE_INPUT
+
+
+def test_frontend_payload_as_it_is(service) -> None:  # type: ignore[no-untyped-def]
+    answer = service.post("/predict", EXAMPLE_INPUT)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["signal"] in {"BUY", "SELL", "HOLD"}
+    assert set(body["probabilities"]) == {"BUY", "SELL", "HOLD"} and abs(sum(body["probabilities"].values()) - 1) < 1e-5
+    assert body["confidence"] == max(body["probabilities"].values())
+    assert body["model_version"] in {service.production, service.canary}
+    assert "forced past the gate" in body["model_status"]  # never passed off as approved
+    assert -1 <= body["composite_score"] <= 1 and body["latency_ms"] > 0
+
+
+def test_batch(service) -> None:  # type: ignore[no-untyped-def]
+    reqs = [{"symbol": "EURUSD", "indicators": {"rsi_value": r}} for r in (20, 50, 80)]
+    answer = service.post("/predict/batch", {"requests": reqs})
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()) == 3
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [({}, 401), ({"X-API-Key": "aic_wrong"}, 401), ({"X-API-Key": "revoked"}, 401), ({"X-API-Key": "bearer"}, 200)],
+)
+def test_auth(service, headers, status) -> None:  # type: ignore[no-untyped-def]
+    if headers.get("X-API-Key") == "revoked":
+        headers = {"X-API-Key": service.revoked_key}
+    elif headers.get("X-API-Key") == "bearer":
+        headers = {"Authorization": f"Bearer {service.key}"}
+    answer = httpx.post(service.url + "/predict", json=EXAMPLE_INPUT, headers=headers, timeout=30)
+    assert answer.status_code == status
+    if status == 401:
+        assert "API key" in answer.json()["error"]
+
+
+def test_rate_limit_answers_429_with_retry_after(service) -> None:  # type: ignore[no-untyped-def]
+    with httpx.Client(timeout=30) as client:
+        statuses = []
+        for _ in range(320):  # the burst is 300 per key
+            r = client.get(service.url + "/weights", headers={"X-API-Key": service.limited_key})
+            statuses.append(r.status_code)
+            if r.status_code == 429:
+                assert int(r.headers["Retry-After"]) >= 1 and "rate limit" in r.json()["error"]
+                break
+    assert 429 in statuses and statuses.count(200) >= 290
+    assert service.get("/weights").status_code == 200  # other keys are not affected
+
+
+def test_cors_preflight(service) -> None:  # type: ignore[no-untyped-def]
+    allowed = httpx.options(service.url + "/predict", headers={
+        "Origin": "https://app.aicash.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type,x-api-key"})
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://app.aicash.example"
+    denied = httpx.options(service.url + "/predict", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert denied.headers.get("access-control-allow-origin") != "https://evil.example"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"symbol": "EURUSD", "indicators": {"rsi_value": 165}}, "rsi_value"),
+        ({"symbol": "EURUSD", "indicators": {"rsi_valu": 65}}, "rsi_valu"),
+        ({"symbol": "EURUSD", "extra": 1}, "extra"),
+        ({"symbol": "eur/usd"}, "symbol"),
+        ({"symbol": "X" * 10_000}, "symbol"),
+        ({"indicators": {"rsi_value": 50}}, "symbol"),
+        ({"symbol": "EURUSD", "indicators": {"adx_value": "strong"}}, "adx_value"),
+        ({"symbol": "EURUSD", "timeframe": "7h"}, "timeframe"),
+    ],
+)
+def test_validation_names_the_field(service, body, field) -> None:  # type: ignore[no-untyped-def]
+    answer = service.post("/predict", body)
+    assert answer.status_code == 400, answer.text
+    assert field in answer.text
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status"),
+    [
+        ('{"symbol": "EURUSD", "indicators": {"rsi_value": NaN}}', "application/json", 400),
+        ('{"symbol": "EURUSD", "indicators": {"rsi_value": Infinity}}', "application/json", 400),
+        ("", "application/json", 400),
+        ("symbol=EURUSD", "application/x-www-form-urlencoded", 415),
+        ('{"symbol": "EURUSD", "pad": "' + "x" * 300_000 + '"}', "application/json", 413),
+    ],
+)
+def test_malformed_bodies_get_4xx(service, content, content_type, status) -> None:  # type: ignore[no-untyped-def]
+    answer = httpx.post(service.url + "/predict", content=content, timeout=30,
+                        headers={"X-API-Key": service.key, "Content-Type": content_type})
+    assert answer.status_code == status, answer.text
+    assert answer.json()["error"]
+
+
+def test_unknown_symbol_is_404(service) -> None:  # type: ignore[no-untyped-def]
+    answer = service.post("/predict", {"symbol": "GBPUSD"})
+    assert answer.status_code == 404 and "GBPUSD" in answer.json()["error"]
+
+
+def test_canary_split_and_cache(service) -> None:  # type: ignore[no-untyped-def]
+    versions = []
+    for chunk in range(4):
+        reqs = [{"symbol": "EURUSD", "request_id": f"split-{chunk}-{i}", "indicators": {"rsi_value": (i % 97) + 1}}
+                for i in range(250)]
+        answer = service.post("/predict/batch", {"requests": reqs})
+        assert answer.status_code == 200, answer.text
+        versions += [a["model_version"] for a in answer.json()]
+    share = versions.count(service.canary) / len(versions)
+    assert 0.25 < share < 0.35, share  # the registry says 30 %
+
+    first = service.post("/predict", EXAMPLE_INPUT | {"request_id": "cache-me"}).json()
+    again = service.post("/predict", EXAMPLE_INPUT | {"request_id": "cache-me"}).json()
+    assert not first["cached"] and again["cached"] and again["probabilities"] == first["probabilities"]
+    metrics = httpx.get(service.url + "/metrics").text
+    assert "aicash_prediction_cache_hits_total" in metrics
+    assert 'aicash_request_latency_seconds_bucket{endpoint="/predict"' in metrics
+    assert f'model_version="{service.canary}"' in metrics
+
+
+def test_models_weights_health_and_openapi(service) -> None:  # type: ignore[no-untyped-def]
+    models = service.get("/models").json()["models"]
+    assert {m["version"] for m in models} >= {service.production}
+    assert all(m["forced"] and "forced" in m["label"] for m in models)
+    assert set(service.get("/weights").json()["weights"]) == {"rsi", "adx_trend", "ema_cross", "macd", "bollinger",
+                                                               "stochastic"}
+    health = httpx.get(service.url + "/health")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert httpx.get(service.url + "/livez").status_code == 200
+    spec = httpx.get(service.url + "/docs.json").json()
+    assert {"/predict", "/predict/batch", "/indicators"} <= set(spec["paths"])
+
+
+def test_indicators_match_the_training_code(service) -> None:  # type: ignore[no-untyped-def]
+    candles = load_sample("eurusd-1h").iloc[:120]
+    payload = {"candles": [{"timestamp": ts.isoformat(), "open": o, "high": h, "low": lo, "close": c, "volume": v}
+                           for ts, o, h, lo, c, v in candles[["ts", "open", "high", "low", "close", "volume"]].itertuples(
+                               index=False)]}
+    answer = service.post("/indicators", payload)
+    assert answer.status_code == 200, answer.text
+    got = pd.DataFrame(answer.json()["indicators"]).dropna()
+    expected = with_indicators(candles)
+    assert len(got) == len(expected) == 120 - 49
+    np.testing.assert_allclose(got[list(INDICATOR_COLUMNS)].to_numpy(), expected[list(INDICATOR_COLUMNS)].to_numpy(),
+                               rtol=1e-12)
+
+
+def test_predictions_are_logged(service) -> None:  # type: ignore[no-untyped-def]
+    service.post("/predict", EXAMPLE_INPUT | {"request_id": "logged-1"})
+    engine = make_engine(service.database_url)
+    deadline = time.monotonic() + 10
+    row = None
+    while row is None and time.monotonic() < deadline:
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT model_version, features FROM predictions WHERE request_id = 'logged-1'"))\
+                .first()
+        time.sleep(0.2)
+    engine.dispose()
+    assert row is not None and row[0] in {service.production, service.canary}
+
+
+def test_promotion_is_picked_up_without_restart(service) -> None:  # type: ignore[no-untyped-def]
+    """Runs last in this module: it changes the registry."""
+    from aicash.registry import promote
+
+    engine = make_engine(service.database_url)
+    promote(engine, service.canary, 100, force=True, reason="test: full promotion", actor="test")
+    engine.dispose()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        models = service.get("/models").json()["models"]
+        if [m["version"] for m in models] == [service.canary]:
+            break
+        time.sleep(0.5)
+    assert [m["version"] for m in models] == [service.canary]
+    answers = service.post("/predict/batch", {"requests": [
+        {"symbol": "EURUSD", "request_id": f"after-{i}"} for i in range(50)]}).json()
+    assert {a["model_version"] for a in answers} == {service.canary}
