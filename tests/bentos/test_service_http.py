@@ -151,9 +151,9 @@ def test_models_weights_health_and_openapi(service) -> None:  # type: ignore[no-
 
 def test_indicators_match_the_training_code(service) -> None:  # type: ignore[no-untyped-def]
     candles = load_sample("eurusd-1h").iloc[:120]
+    rows = candles[["ts", "open", "high", "low", "close", "volume"]].itertuples(index=False)
     payload = {"candles": [{"timestamp": ts.isoformat(), "open": o, "high": h, "low": lo, "close": c, "volume": v}
-                           for ts, o, h, lo, c, v in candles[["ts", "open", "high", "low", "close", "volume"]].itertuples(
-                               index=False)]}
+                           for ts, o, h, lo, c, v in rows]}
     answer = service.post("/indicators", payload)
     assert answer.status_code == 200, answer.text
     got = pd.DataFrame(answer.json()["indicators"]).dropna()
