@@ -27,6 +27,9 @@ demo: $(STAMP) ## Run the main job end to end on the local defaults
 	$(BIN)/aicash features apply
 	$(BIN)/aicash features materialize
 	$(BIN)/aicash features show EURUSD
+	$(BIN)/aicash pipeline run lstm-training --symbol EURUSD
+	$(BIN)/aicash models list
+	$(BIN)/python scripts/demo_serve.py
 
 lint: $(STAMP) ## ruff over the whole repository
 	$(BIN)/ruff check .
