@@ -127,8 +127,9 @@ def test_canary_split_and_cache(service) -> None:  # type: ignore[no-untyped-def
     share = versions.count(service.canary) / len(versions)
     assert 0.25 < share < 0.35, share  # the registry says 30 %
 
-    first = service.post("/predict", EXAMPLE_INPUT | {"request_id": "cache-me"}).json()
-    again = service.post("/predict", EXAMPLE_INPUT | {"request_id": "cache-me"}).json()
+    fresh = {"symbol": "EURUSD", "request_id": "cache-me", "indicators": {"rsi_value": 33.3, "stoch_k": 12.5}}
+    first = service.post("/predict", fresh).json()
+    again = service.post("/predict", fresh).json()
     assert not first["cached"] and again["cached"] and again["probabilities"] == first["probabilities"]
     metrics = httpx.get(service.url + "/metrics").text
     assert "aicash_prediction_cache_hits_total" in metrics
