@@ -129,3 +129,10 @@ def test_compile_cli_writes_pipelines_compiled(cli, tmp_path) -> None:  # type: 
     result = cli("pipeline", "compile", "--out", str(tmp_path))
     assert result.exit_code == 0
     assert sorted(p.name for p in tmp_path.glob("*.yaml")) == ["lstm-training.yaml", "signal-weights.yaml"]
+
+
+def test_committed_ir_is_current(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """pipelines/compiled/ holds what `aicash pipeline compile` writes today (recompile after a change)."""
+    for fresh in runner.compile_all(tmp_path):
+        committed = runner.COMPILED_DIR / fresh.name
+        assert committed.read_text() == fresh.read_text(), f"{committed} is stale: run `aicash pipeline compile`"
