@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     training_api_url: str = Field(default="http://127.0.0.1:3000", description="Training (admin) API base URL.")
     inference_api_url: str = Field(default="http://127.0.0.1:3000", description="Inference service base URL.")
 
+    kfp_host: str | None = Field(
+        default=None, description="KFP API endpoint; when set, POST /train submits there instead of running locally."
+    )
+    kfp_image: str = Field(default="aicash-platform:0.1.0", description="Platform image of KFP-submitted runs.")
+
     # Inference service
     rate_limit_per_minute: int = Field(default=1200, ge=1, description="Requests per key per minute, per replica.")
     cors_allow_origins: str = Field(default="", description="Comma-separated origins allowed by CORS.")

@@ -6,15 +6,17 @@ models and the migrations agree.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
     String,
@@ -165,15 +167,86 @@ class AuditLog(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class PredictionOutcome(Base):
+    """What happened after a logged prediction: the realized move over the model's horizon, right or wrong."""
+
+    __tablename__ = "prediction_outcomes"
+    __table_args__ = (Index("ix_prediction_outcomes_version_predicted_at", "model_version", "predicted_at"),)
+
+    prediction_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("predictions.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    model_version: Mapped[str] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(32))
+    timeframe: Mapped[str] = mapped_column(String(8))
+    signal: Mapped[str] = mapped_column(String(4))
+    confidence: Mapped[float] = mapped_column(Float)
+    predicted_at: Mapped[datetime] = mapped_column()
+    horizon_bars: Mapped[int] = mapped_column(Integer)
+    entry_ts: Mapped[datetime] = mapped_column()
+    exit_ts: Mapped[datetime] = mapped_column()
+    entry_close: Mapped[float] = mapped_column(Float)
+    exit_close: Mapped[float] = mapped_column(Float)
+    realized_return: Mapped[float] = mapped_column(Float)
+    realized_signal: Mapped[str] = mapped_column(String(4))
+    correct: Mapped[bool] = mapped_column(Boolean)
+    traded: Mapped[bool] = mapped_column(Boolean)
+    win: Mapped[bool | None] = mapped_column(Boolean)
+    evaluated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LiveMetrics(Base):
+    """Live accuracy and win rate of one model version on one UTC day, from its evaluated decisions."""
+
+    __tablename__ = "live_metrics"
+
+    model_version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    decisions: Mapped[int] = mapped_column(Integer)
+    correct: Mapped[int] = mapped_column(Integer)
+    accuracy: Mapped[float] = mapped_column(Float)
+    trades: Mapped[int] = mapped_column(Integer)
+    wins: Mapped[int] = mapped_column(Integer)
+    win_rate: Mapped[float | None] = mapped_column(Float)
+    mean_trade_return: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DriftReport(Base):
+    """One drift report run: window, verdict, which features drifted, where the report went."""
+
+    __tablename__ = "drift_reports"
+    __table_args__ = (Index("ix_drift_reports_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    model_version: Mapped[str] = mapped_column(String(64))
+    window_start: Mapped[datetime] = mapped_column()
+    window_end: Mapped[datetime] = mapped_column()
+    current_rows: Mapped[int] = mapped_column(Integer)
+    reference_rows: Mapped[int] = mapped_column(Integer)
+    drift_share_threshold: Mapped[float] = mapped_column(Float)
+    drifted_share: Mapped[float] = mapped_column(Float)
+    detected: Mapped[bool] = mapped_column(Boolean)
+    signal_drifted: Mapped[bool | None] = mapped_column(Boolean)
+    scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    location: Mapped[str] = mapped_column(Text)
+    emailed: Mapped[bool] = mapped_column(Boolean, default=False)
+    retrain_run: Mapped[str | None] = mapped_column(String(128))
+
+
 __all__ = [
     "MODEL_STATUSES",
     "RUN_STATUSES",
     "ApiKey",
     "AuditLog",
     "Base",
+    "DriftReport",
+    "LiveMetrics",
     "MLModel",
     "MarketCandle",
     "Prediction",
+    "PredictionOutcome",
     "SignalWeights",
     "Trade",
     "TrainingRun",

@@ -1,0 +1,96 @@
+"""The inference service's Prometheus `/metrics`: fetch, parse (`prometheus_client.parser`), and estimate a
+quantile from histogram buckets the way PromQL's `histogram_quantile` does."""
+
+from __future__ import annotations
+
+import math
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from prometheus_client.parser import text_string_to_metric_families
+
+LATENCY_METRIC = "aicash_request_latency_seconds"
+PREDICTIONS_METRIC = "aicash_predictions_total"
+CACHE_HITS_METRIC = "aicash_prediction_cache_hits_total"
+REJECTED_METRIC = "aicash_rejected_requests_total"
+
+
+class ScrapeError(RuntimeError):
+    """A metrics endpoint could not be read or parsed."""
+
+
+class BadMetricsUrlError(ValueError):
+    """--metrics-url is not an http(s) URL."""
+
+
+def check_url(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+        raise BadMetricsUrlError(f"--metrics-url {url!r} is not an http(s) URL: use e.g. http://127.0.0.1:3000/metrics")
+    return url
+
+
+def fetch(url: str, timeout: float = 10.0) -> str:
+    """The exposition text at `url`."""
+    check_url(url)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (scheme checked above)
+            return response.read().decode("utf-8")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise ScrapeError(f"could not read {url}: {getattr(exc, 'reason', exc)}") from None
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Cumulative bucket counts by upper bound (ascending, +Inf last), summed over the scraped targets."""
+
+    buckets: tuple[tuple[float, float], ...]
+
+    @property
+    def count(self) -> float:
+        return self.buckets[-1][1] if self.buckets else 0.0
+
+    def minus(self, earlier: Histogram) -> Histogram:
+        """The observations between two scrapes (a restarted target resets its counters: then take it whole)."""
+        before = dict(earlier.buckets)
+        diff = tuple((le, count - before.get(le, 0.0)) for le, count in self.buckets)
+        return self if any(c < 0 for _, c in diff) else Histogram(diff)
+
+    def quantile(self, q: float) -> float:
+        """PromQL's estimate: linear inside the bucket; the highest finite bound when it falls in +Inf; NaN empty."""
+        if not self.buckets or self.count <= 0:
+            return math.nan
+        rank = q * self.count
+        lower_bound, lower_count = 0.0, 0.0
+        for bound, count in self.buckets:
+            if count >= rank:
+                if math.isinf(bound):
+                    return lower_bound
+                if count == lower_count:
+                    return bound
+                return lower_bound + (bound - lower_bound) * (rank - lower_count) / (count - lower_count)
+            lower_bound, lower_count = bound, count
+        return lower_bound
+
+
+def histogram(texts: Iterable[str], name: str, labels: Mapping[str, str]) -> Histogram:
+    """Buckets of histogram `name` whose samples carry `labels`, summed over every text (like `sum by (le)`)."""
+    totals: dict[float, float] = defaultdict(float)
+    for text in texts:
+        try:
+            families = list(text_string_to_metric_families(text))
+        except ValueError as exc:
+            raise ScrapeError(f"not a Prometheus text exposition: {exc}") from None
+        for family in families:
+            if family.name != name:
+                continue
+            for sample in family.samples:
+                if sample.name != f"{name}_bucket":
+                    continue
+                if all(sample.labels.get(k) == v for k, v in labels.items()):
+                    totals[float(sample.labels["le"])] += float(sample.value)
+    return Histogram(tuple(sorted(totals.items())))

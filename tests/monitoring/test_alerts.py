@@ -1,0 +1,260 @@
+"""Alert rules: the YAML Prometheus loads, and `aicash monitor check` firing on data made to trip each rule."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from aicash.db.engine import session_scope
+from aicash.db.models import DriftReport, TrainingRun
+from aicash.monitoring import alerts, scrape
+from aicash.monitoring import status as st
+from aicash.monitoring.scrape import Histogram as Buckets
+from aicash.settings import load_settings
+from tests.monitoring.conftest import log_outcomes
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES_FILE = ROOT / "monitoring" / "alerts.yml"
+SERVICE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5)
+
+
+# -- the YAML ---------------------------------------------------------------------------------------------------
+def test_alerts_yml_is_the_rules_the_code_evaluates() -> None:
+    assert RULES_FILE.read_text() == alerts.rules_yaml(), "regenerate: aicash monitor rules > monitoring/alerts.yml"
+
+
+def test_each_rule_is_complete_and_uses_exported_metrics() -> None:
+    document = yaml.safe_load(RULES_FILE.read_text())
+    rules = document["groups"][0]["rules"]
+    assert [r["alert"] for r in rules] == [
+        "AicashPredictLatencyHigh", "AicashDriftDetected", "AicashTrainingFailed", "AicashLiveAccuracyLow"]
+    service_source = (ROOT / "bentos" / "service.py").read_text()
+    for rule in rules:
+        assert set(rule) == {"alert", "expr", "for", "labels", "annotations"}
+        assert re.fullmatch(r"\d+[smh]", rule["for"]), rule
+        assert rule["labels"]["severity"] in {"page", "warning"} and rule["labels"]["team"] == "ml"
+        assert rule["annotations"]["summary"] and len(rule["annotations"]["description"]) > 40
+        names = set(re.findall(r"\baicash_[a-z0-9_]+", rule["expr"]))
+        assert names, rule["expr"]
+        for name in names:
+            family = re.sub(r"_(bucket|count|sum)$", "", name)
+            exported_by_monitor = family in st.EXPORTED
+            exported_by_service = f'"{family}"' in service_source
+            assert exported_by_monitor or exported_by_service, f"{name} is exported by no code"
+    latency = rules[0]
+    assert 'endpoint="/predict"' in latency["expr"] and "histogram_quantile(0.95" in latency["expr"]
+    assert "> 1\n" in latency["expr"]  # seconds: 1000 ms
+    assert "aicash_min_accuracy" in rules[3]["expr"]
+
+
+def test_service_metric_names_match_the_service() -> None:
+    source = (ROOT / "bentos" / "service.py").read_text()
+    for name in (scrape.LATENCY_METRIC, scrape.PREDICTIONS_METRIC, scrape.CACHE_HITS_METRIC):
+        assert f'"{name}"' in source
+
+
+# -- latency: a Prometheus exposition served over HTTP ------------------------------------------------------------
+def exposition(latencies: list[float], endpoint: str = "/predict") -> str:
+    registry = CollectorRegistry()
+    hist = Histogram("aicash_request_latency_seconds", "latency", ["endpoint"], buckets=SERVICE_BUCKETS,
+                     registry=registry)
+    for value in latencies:
+        hist.labels(endpoint).observe(value)
+    hist.labels("/health").observe(9.0)  # another endpoint's slowness is not /predict's
+    return generate_latest(registry).decode()
+
+
+class MetricsServer:
+    def __init__(self) -> None:
+        self.text = ""
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                body = owner.text.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/metrics"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def metrics_server() -> Iterator[MetricsServer]:
+    server = MetricsServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def test_quantile_is_promql_histogram_quantile() -> None:
+    buckets = Buckets(((0.1, 50.0), (0.2, 100.0), (float("inf"), 100.0)))
+    assert buckets.quantile(0.95) == pytest.approx(0.19)
+    assert buckets.quantile(0.5) == pytest.approx(0.1)
+    assert Buckets(((1.0, 0.0), (2.5, 10.0), (float("inf"), 100.0))).quantile(0.95) == 2.5  # in +Inf: last bound
+    assert Buckets(()).count == 0
+    text = exposition([0.05] * 40 + [1.5] * 60)
+    two = scrape.histogram([text, text], scrape.LATENCY_METRIC, {"endpoint": "/predict"})
+    assert two.count == 200 and 1.0 < two.quantile(0.95) <= 2.5
+    assert two.minus(scrape.histogram([text], scrape.LATENCY_METRIC, {"endpoint": "/predict"})).count == 100
+
+
+def _latency_state(latencies: list[float]) -> alerts.AlertState:
+    status = st.MonitorStatus(datetime.now(UTC), [], {}, None, [], 0.55)
+    text = exposition(latencies)
+    hist = scrape.histogram([text], scrape.LATENCY_METRIC, {"endpoint": "/predict"})
+    return alerts.evaluate(alerts.Inputs(status, hist))[0]
+
+
+def test_latency_rule_fires_above_one_second_only() -> None:
+    assert _latency_state([0.02] * 90 + [1.8] * 10).firing  # p95 in the 1-2.5 s bucket
+    quiet = _latency_state([0.02] * 97 + [1.8] * 3)
+    assert not quiet.firing and "p95 " in quiet.detail
+    assert not _latency_state([3.0] * 5).firing  # five requests are not judged
+
+
+def test_check_scrapes_the_service(cli, engine, metrics_server) -> None:  # type: ignore[no-untyped-def]
+    metrics_server.text = exposition([1.9] * 50)
+    slow = cli("monitor", "check", "--metrics-url", metrics_server.url)
+    assert slow.exit_code == 1, slow.output
+    assert re.search(r"AicashPredictLatencyHigh\s.*firing", slow.stdout)
+
+    metrics_server.text = exposition([0.01] * 50)
+    fast = cli("monitor", "check", "--metrics-url", metrics_server.url)
+    assert fast.exit_code == 0, fast.output
+    assert "firing" not in fast.stdout
+
+
+def test_sampled_latency_judges_only_new_requests(metrics_server) -> None:  # type: ignore[no-untyped-def]
+    from aicash.cli.monitor import _latency
+
+    metrics_server.text = exposition([5.0] * 100)  # slow in the past
+    timer = threading.Timer(0.2, lambda: setattr(metrics_server, "text", exposition([5.0] * 100 + [0.01] * 100)))
+    timer.start()
+    hist, error = _latency([metrics_server.url], 0.6)
+    timer.join()
+    assert error is None and hist.count == 100 and hist.quantile(0.95) <= 0.01
+
+
+def test_unreachable_or_bad_metrics_url(cli, engine) -> None:  # type: ignore[no-untyped-def]
+    from tests.monitoring.conftest import free_port
+
+    down = cli("monitor", "check", "--metrics-url", f"http://127.0.0.1:{free_port()}/metrics")
+    assert down.exit_code == 1 and "error" in down.stdout and "could not read" in down.stdout
+    bad = cli("monitor", "check", "--metrics-url", "ftp://x/metrics")
+    assert bad.exit_code == 2 and "--metrics-url 'ftp://x/metrics' is not an http(s) URL" in bad.stderr
+
+
+# -- database rules ----------------------------------------------------------------------------------------------
+def _drift_report(engine, detected: bool, at: datetime) -> None:  # type: ignore[no-untyped-def]
+    with session_scope(engine) as session:
+        session.add(DriftReport(created_at=at, model_version="v1", window_start=at - timedelta(days=1),
+                                window_end=at, current_rows=100, reference_rows=2000, drift_share_threshold=0.25,
+                                drifted_share=0.5 if detected else 0.0, detected=detected, signal_drifted=False,
+                                scores={}, location="/reports/x", emailed=detected))
+
+
+def _states(engine) -> dict[str, alerts.AlertState]:  # type: ignore[no-untyped-def]
+    status = st.collect_status(engine, load_settings())
+    return {s.rule: s for s in alerts.evaluate(alerts.Inputs(status))}
+
+
+def test_drift_rule_follows_the_latest_report(engine) -> None:  # type: ignore[no-untyped-def]
+    now = datetime.now(UTC)
+    assert not _states(engine)["AicashDriftDetected"].firing
+    _drift_report(engine, True, now - timedelta(days=1))
+    assert _states(engine)["AicashDriftDetected"].firing
+    _drift_report(engine, False, now)
+    state = _states(engine)["AicashDriftDetected"]
+    assert not state.firing and "no drift" in state.detail
+
+
+def _run(engine, status: str, ended: datetime, error: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    with session_scope(engine) as session:
+        session.add(TrainingRun(pipeline="lstm-training", status=status, params={}, error=error,
+                                started_at=ended - timedelta(minutes=5), finished_at=ended))
+
+
+def test_training_failure_rule_looks_at_the_last_day(engine) -> None:  # type: ignore[no-untyped-def]
+    now = datetime.now(UTC)
+    _run(engine, "failed", now - timedelta(days=2), "old failure")
+    _run(engine, "succeeded", now - timedelta(hours=1))
+    assert not _states(engine)["AicashTrainingFailed"].firing
+    _run(engine, "failed", now - timedelta(hours=2), "CUDA out of memory")
+    state = _states(engine)["AicashTrainingFailed"]
+    assert state.firing and "CUDA out of memory" in state.detail and "old failure" not in state.detail
+
+
+@pytest.mark.parametrize(("correct", "wrong", "fires"), [(40, 80, True), (90, 30, False), (10, 40, False)])
+def test_live_accuracy_rule(engine, production, correct: int, wrong: int, fires: bool) -> None:  # type: ignore[no-untyped-def]
+    log_outcomes(engine, production, correct=correct, wrong=wrong, start=datetime.now(UTC) - timedelta(days=2))
+    state = _states(engine)["AicashLiveAccuracyLow"]
+    assert state.firing is fires, state.detail
+    if correct + wrong < alerts.MIN_LIVE_DECISIONS:
+        assert "not judged" in state.detail
+
+
+def test_check_mails_what_fires_and_exports_gauges(cli, engine, production, mail_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _run(engine, "failed", datetime.now(UTC) - timedelta(minutes=10), "disk full")
+    log_outcomes(engine, production, correct=30, wrong=90, start=datetime.now(UTC) - timedelta(days=1))
+    textfile = tmp_path / "textfile" / "aicash.prom"
+
+    result = cli("monitor", "check", "--no-latency", "--email", "--textfile", str(textfile))
+
+    assert result.exit_code == 1, result.output
+    assert [m["Subject"] for m in mail_env.messages] == [
+        "[aicash] 2 alerts firing: AicashTrainingFailed, AicashLiveAccuracyLow"]
+    assert "disk full" in mail_env.messages[0].get_body(("plain",)).get_content()
+    families = {f.name: f for f in text_string_to_metric_families(textfile.read_text())}
+    accuracy = families[st.LIVE_ACCURACY].samples[0]
+    assert accuracy.labels == {"model_version": production} and accuracy.value == pytest.approx(0.25)
+    assert families[st.TRAINING_FAILED].samples[0].value == 1
+    assert families[st.MIN_ACCURACY].samples[0].value == pytest.approx(0.55)
+    assert families[st.LIVE_DECISIONS].samples[0].value == 120
+
+
+def test_quiet_check_exits_0(cli, engine, production) -> None:  # type: ignore[no-untyped-def]
+    log_outcomes(engine, production, correct=90, wrong=30, start=datetime.now(UTC) - timedelta(days=1))
+    result = cli("monitor", "check", "--no-latency")
+    assert result.exit_code == 0, result.output
+    assert "firing" not in result.stdout and "accuracy 0.750 over 120 decisions" in result.stdout
+
+
+def test_metrics_endpoint_rebuilds_on_every_scrape(engine, production) -> None:  # type: ignore[no-untyped-def]
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(st.StatusCollector(engine, load_settings()))
+    before = {f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())}
+    assert before[st.DRIFT_DETECTED].samples[0].value == 0
+    _drift_report(engine, True, datetime.now(UTC))
+    after = {f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())}
+    assert after[st.DRIFT_DETECTED].samples[0].value == 1
+    assert after[st.DRIFT_SHARE].samples[0].value == 0.5
+
+
+def test_metrics_command_needs_one_output(cli, engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    assert cli("monitor", "metrics").exit_code == 2
+    written = cli("monitor", "metrics", "--textfile", str(tmp_path / "m.prom"))
+    assert written.exit_code == 0 and "aicash_drift_detected 0.0" in (tmp_path / "m.prom").read_text()

@@ -1,0 +1,130 @@
+"""Outcomes: predictions joined with hand-made candles; live metrics per version and day; the CLI table."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+from sqlalchemy import select
+
+from aicash.db.models import LiveMetrics, PredictionOutcome
+from aicash.market.store import upsert_candles
+from aicash.monitoring.outcomes import ModelSpec, decisions, evaluate, figures, update_outcomes
+from tests.monitoring.conftest import METRICS, indicator_frame, log_predictions, register_version
+
+T0 = (datetime.now(UTC) - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
+CLOSES = [1.000, 1.001, 1.002, 1.003, 1.004, 1.005, 1.006, 1.007, 1.008, 1.009, 1.000, 0.990]
+H = timedelta(hours=1)
+
+
+def candles(closes: list[float] = CLOSES) -> pd.DataFrame:
+    ts = pd.date_range(T0, periods=len(closes), freq="h", tz="UTC")
+    return pd.DataFrame({"symbol": "EURUSD", "timeframe": "1h", "ts": ts, "open": closes, "high": closes,
+                         "low": closes, "close": closes, "volume": 1.0})
+
+
+# (name, at, signal, confidence, volatility_20)
+CASES = [
+    ("A up, BUY traded, win", T0 + 2 * H + timedelta(minutes=30), "BUY", 0.6, 0.001),
+    ("B down, BUY traded, loss", T0 + 6 * H, "BUY", 0.7, 0.001),
+    ("C inside the band, HOLD", T0 + 5 * H + timedelta(minutes=59), "HOLD", 0.5, 0.01),
+    ("D up, SELL below threshold", T0 + 3 * H, "SELL", 0.3, 0.001),
+    ("E exit bar not there yet", T0 + 8 * H, "BUY", 0.6, 0.001),
+    ("F before the first candle", T0 - H, "BUY", 0.6, 0.001),
+]
+
+
+def pending_frame() -> pd.DataFrame:
+    return pd.DataFrame([{"prediction_id": i + 1, "model_version": "v1", "symbol": "EURUSD", "timeframe": "1h",
+                          "signal": s, "confidence": c, "volatility_20": v, "created_at": pd.Timestamp(at)}
+                         for i, (_, at, s, c, v) in enumerate(CASES)])
+
+
+def test_join_on_hand_made_candles() -> None:
+    out = evaluate(pending_frame(), candles(), {"v1": ModelSpec(horizon_bars=4)}).set_index("prediction_id")
+
+    assert sorted(out.index) == [1, 2, 3, 4]  # E waits for bar 12, F has no entry bar
+    a, b, c, d = (out.loc[i] for i in (1, 2, 3, 4))
+    assert a.entry_ts == pd.Timestamp(T0 + 2 * H) and a.exit_ts == pd.Timestamp(T0 + 6 * H)
+    assert (a.entry_close, a.exit_close) == (1.002, 1.006)
+    assert math.isclose(a.realized_return, math.log(1.006 / 1.002))
+    assert (a.realized_signal, a.correct, a.traded, a.win) == ("BUY", True, True, True)
+    assert b.entry_ts == pd.Timestamp(T0 + 6 * H)  # a prediction at the bar's own time uses that bar
+    assert (b.realized_signal, b.correct, b.traded, b.win) == ("SELL", False, True, False)
+    assert math.isclose(b.realized_return, math.log(1.000 / 1.006))
+    # +0.4% is inside 0.5 x 0.01 x sqrt(4) = 1%: flat, and HOLD is never traded
+    assert (c.realized_signal, c.correct, c.traded, c.win) == ("HOLD", True, False, None)
+    assert (d.realized_signal, d.correct, d.traded, d.win) == ("BUY", False, False, None)
+
+
+def test_horizon_and_cost_come_from_the_model_spec() -> None:
+    frame = pending_frame().iloc[[0]].assign(model_version="v2")
+    out = evaluate(frame, candles(), {"v2": ModelSpec(horizon_bars=2, cost_per_trade=0.01)})
+    row = out.iloc[0]
+    assert row.exit_ts == pd.Timestamp(T0 + 4 * H) and row.horizon_bars == 2
+    assert row.correct and row.traded and not row.win  # +0.2% does not pay a 1% cost
+    assert ModelSpec.from_metrics(METRICS) == ModelSpec(4, 0.5, 0.4, 0.0001)
+    assert ModelSpec.from_metrics({"config": {"horizon_bars": 12}}).horizon_bars == 12
+    assert ModelSpec.from_metrics({}) == ModelSpec()
+
+
+def test_decisions_count_each_bar_once() -> None:
+    frame = pd.concat([pending_frame().iloc[[0, 0, 0, 1]]]).assign(prediction_id=[1, 2, 3, 4])
+    out = evaluate(frame, candles(), {"v1": ModelSpec()})
+    assert len(out) == 4 and len(decisions(out)) == 2
+    f = figures(decisions(out))
+    assert (f.decisions, f.correct, f.trades, f.wins, f.accuracy, f.win_rate) == (2, 1, 2, 1, 0.5, 0.5)
+
+
+def _log_cases(engine, version: str = "v1") -> None:  # type: ignore[no-untyped-def]
+    for _, at, signal, confidence, volatility in CASES:
+        features = indicator_frame(1, seed=1).assign(volatility_20=volatility)
+        log_predictions(engine, features, version=version, at=at, signals=[signal], confidence=confidence)
+
+
+def test_update_outcomes_stores_outcomes_and_daily_metrics(engine, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    register_version(engine, settings, tmp_path / "v1", "v1")
+    upsert_candles(engine, "EURUSD", "1h", candles())
+    _log_cases(engine)
+    log_predictions(engine, indicator_frame(1, seed=1).assign(volatility_20=0.001), version="v1",
+                    at=CASES[0][1] + timedelta(minutes=5), signals=["BUY"])  # the same decision as A again
+
+    first = update_outcomes(engine)
+
+    assert first.evaluated == 5 and first.pending == 2
+    assert first.days == [("v1", T0.date())]
+    with engine.connect() as conn:
+        stored = conn.execute(select(PredictionOutcome)).all()
+        daily = conn.execute(select(LiveMetrics)).one()
+    assert len(stored) == 5
+    assert (daily.model_version, daily.day) == ("v1", T0.date())
+    # decisions: A (twice, counted once), B, C, D -> 4; right: A, C; traded: A, B; won: A
+    assert (daily.decisions, daily.correct, daily.trades, daily.wins) == (4, 2, 2, 1)
+    assert daily.accuracy == 0.5 and daily.win_rate == 0.5
+    assert math.isclose(daily.mean_trade_return, (math.log(1.006 / 1.002) + math.log(1.000 / 1.006)) / 2)  # both BUY
+
+    assert update_outcomes(engine).evaluated == 0  # idempotent
+    upsert_candles(engine, "EURUSD", "1h", candles([*CLOSES, 0.980]))  # bar 12 arrives: E's horizon has passed
+    second = update_outcomes(engine)
+    assert second.evaluated == 1 and second.pending == 1
+    with engine.connect() as conn:
+        assert conn.execute(select(LiveMetrics.decisions)).scalar_one() == 5
+
+
+def test_outcomes_command_shows_the_table(cli, engine, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    register_version(engine, settings, tmp_path / "v1", "v1")
+    upsert_candles(engine, "EURUSD", "1h", candles())
+    _log_cases(engine)
+    result = cli("monitor", "outcomes", "--days", "7")
+    assert result.exit_code == 0, result.output
+    assert "evaluated 4 predictions; 2 still wait" in result.stdout
+    assert str(T0.date()) in result.stdout and "0.500" in result.stdout
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_outcomes_without_data_says_so(cli, engine) -> None:  # type: ignore[no-untyped-def]
+    result = cli("monitor", "outcomes")
+    assert result.exit_code == 0 and "no live metrics in the last 7 days" in result.stdout
+    assert cli("monitor", "outcomes", "--days", "0").exit_code == 2
