@@ -5,17 +5,17 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint bench clean
+.PHONY: help install demo test lint bench loadtest soak audit lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, from the pinned CPU build: an unpinned torch pulls gigabytes of CUDA packages
 	$(BIN)/pip install --quiet -c constraints.txt torch==2.13.0
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/pip install --quiet -c constraints.txt -c requirements.lock -e ".[dev]"
 	touch $@
 
 install: $(STAMP) ## Create .venv and install the project with every extra
@@ -39,6 +39,20 @@ test: $(STAMP) lint ## Lint, then run the whole test suite
 
 bench: $(STAMP) ## Print the benchmark figures
 	$(BIN)/python -m benchmarks
+
+loadtest: $(STAMP) ## Locust against the served production model; fails on a missed p95 target (after make demo)
+	$(BIN)/python loadtest/run.py --duration $(or $(LOADTEST_SECONDS),60) --users $(or $(LOADTEST_USERS),16)
+
+soak: $(STAMP) ## Steady load for SOAK_SECONDS (300): error rate, p95/p99 over time, memory growth (after make demo)
+	$(BIN)/python loadtest/soak.py --duration $(or $(SOAK_SECONDS),300) --rate $(or $(SOAK_RATE),50)
+
+audit: $(STAMP) ## pip-audit over the locked dependencies; fails on a known vulnerability with a fix available
+	$(BIN)/python scripts/audit.py requirements.lock
+
+lock: ## Rewrite requirements.lock from the installed environment (after changing a dependency)
+	{ echo "# Every dependency of aicash[dev], pinned: installs use it as constraints; make audit checks it."; \
+	  echo "# Regenerate with make lock after changing pyproject.toml."; \
+	  $(BIN)/pip freeze --exclude-editable | sed -E 's/^(torch==[^+]+)\+cpu$$/\1/'; } > requirements.lock
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache

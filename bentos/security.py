@@ -1,18 +1,25 @@
 """ASGI middleware of the inference service: body size, content type, API keys and per-key rate limits.
 
 It runs before BentoML parses a body, so oversized or unauthenticated requests cost almost nothing. Every
-refusal is a JSON body naming the problem and the fix.
+refusal is a JSON body naming the problem and the fix. Every call of an admin path by a known key (allowed or
+refused with 403) is written to `audit_log` as `admin.call` with the key's name, method, path and status;
+unauthenticated calls are only counted (auditing them would let anyone fill the table).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import math
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from prometheus_client import Counter
+from sqlalchemy import Engine
 
+from aicash.db.engine import session_scope
+from aicash.db.models import AuditLog
 from aicash.serving.keys import KeyVerifier, Principal
 from aicash.serving.ratelimit import RateLimiter
 
@@ -27,6 +34,29 @@ PUBLIC_PATHS = frozenset({"/health", "/livez", "/readyz", "/healthz", "/metrics"
 ADMIN_PREFIXES = ("/train", "/training-status", "/models/")
 
 REJECTED = Counter("aicash_rejected_requests_total", "Requests refused before reaching the model", ["reason"])
+log = logging.getLogger("aicash.service.security")
+
+
+def actor_of(scope: Scope) -> str:
+    """The audit actor of an authenticated request: `api:<key name>`."""
+    principal = scope.get("state", {}).get("principal")
+    return f"api:{principal.name}" if principal is not None else "api:unknown"
+
+
+class AdminAudit:
+    """Writes one `admin.call` audit entry per admin request: who (key name), what (method, path), the status."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def __call__(self, principal: Principal, method: str, path: str, status: int) -> None:
+        with session_scope(self.engine) as session:
+            session.add(AuditLog(actor=f"api:{principal.name}", action="admin.call", target=path[:128],
+                                 details={"method": method, "path": path[:512], "status": status,
+                                          "admin_key": principal.is_admin}))
+
+
+Audit = Callable[[Principal, str, str, int], None]
 
 
 async def send_json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
@@ -48,28 +78,87 @@ def presented_key(scope: Scope) -> str | None:
     return None
 
 
+def error_body(raw: bytes, status: int, scope: Scope) -> bytes:
+    """The service's error body `{"error": "..."}` naming the problem: a plain-text refusal (the router's 404 and
+    405) is wrapped, and a validation error whose `error` says only "N validation errors" (BentoML's) gets each
+    field and message spelled out (its `detail` is kept)."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        details = body.get("detail")
+        if isinstance(details, list) and details and "validation error" in body["error"]:
+            fields = []
+            for item in details[:10]:
+                if isinstance(item, dict):
+                    where = ".".join(str(p) for p in item.get("loc", ())) or "body"
+                    fields.append(f"{where}: {item.get('msg', 'invalid')}")
+            body["error"] = "; ".join(fields) or body["error"]
+            return json.dumps(body).encode()
+        return raw
+    if isinstance(body, dict) and isinstance(body.get("detail"), str):
+        text = body["detail"]
+    else:
+        text = raw[:200].decode("utf-8", "replace").strip() or f"HTTP {status}"
+    return json.dumps({"error": f"{text} ({scope['method']} {scope['path'][:200]}): see /docs.json"}).encode()
+
+
+def json_errors(scope: Scope, send: Send, answered: dict[str, int]) -> Send:
+    """Wraps `send`: notes the status in `answered` and passes every 4xx body through `error_body`."""
+    held: dict[str, Any] = {}
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            answered["status"] = int(message["status"])
+            if 400 <= answered["status"] < 500:
+                held["start"], held["body"] = message, b""
+                return
+        elif message["type"] == "http.response.body" and "start" in held:
+            held["body"] += message.get("body", b"")
+            if message.get("more_body", False):
+                return
+            start = held.pop("start")
+            payload = error_body(held["body"], answered["status"], scope)
+            headers = [(k, v) for k, v in start.get("headers", [])
+                       if k.lower() not in {b"content-type", b"content-length"}]
+            headers += [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+            await send(start | {"headers": headers})
+            await send({"type": "http.response.body", "body": payload})
+            return
+        await send(message)
+
+    return wrapped
+
+
 class SecurityMiddleware:
     """Refuses what must not reach the service: 413, 415, 401, 403, 429 (with Retry-After)."""
 
     def __init__(
-        self, app: ASGIApp, *, verifier: KeyVerifier, limiter: RateLimiter, max_body_bytes: int = 256 * 1024
+        self, app: ASGIApp, *, verifier: KeyVerifier, limiter: RateLimiter, max_body_bytes: int = 256 * 1024,
+        audit: Audit | None = None,
     ) -> None:
         self.app = app
         self.verifier = verifier
         self.limiter = limiter
         self.max_body_bytes = max_body_bytes
+        self.audit = audit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] == "OPTIONS" or scope["path"] in PUBLIC_PATHS:
             await self.app(scope, receive, send)
             return
+        principal = None
         refusal = self._check_headers(scope)
         if refusal is None:
             principal = self.verifier.verify(presented_key(scope))
             refusal = self._check_principal(scope, principal)
+        audited = self.audit is not None and principal is not None and scope["path"].startswith(ADMIN_PREFIXES)
         if refusal is not None:
             status, reason, body, headers = refusal
             REJECTED.labels(reason).inc()
+            if audited and status != 429:  # written before the answer leaves, so a caller never sees it missing
+                await self._audit(principal, scope, status)
             await send_json(send, status, body, headers)
             return
         if scope["method"] == "POST" and not any(k.lower() == b"content-length" for k, _ in scope.get("headers", [])):
@@ -79,18 +168,42 @@ class SecurityMiddleware:
                 await send_json(send, 413, {"error": f"request body exceeds {self.max_body_bytes} bytes"})
                 return
             receive = replay
-        await self.app(scope, receive, send)
+        answered = {"status": 500}
+        if audited:
+            send = self._audit_before_last_body(scope, principal, send, answered)
+        await self.app(scope, receive, json_errors(scope, send, answered))
+
+    def _audit_before_last_body(self, scope: Scope, principal: Principal | None, send: Send,
+                                answered: dict[str, int]) -> Send:
+        """Wraps `send` so the audit entry is written before the response's last byte goes out."""
+
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                await self._audit(principal, scope, answered["status"])
+            await send(message)
+
+        return wrapped
+
+    async def _audit(self, principal: Principal | None, scope: Scope, status: int) -> None:
+        assert self.audit is not None and principal is not None
+        try:
+            await asyncio.to_thread(self.audit, principal, scope["method"], scope["path"], status)
+        except Exception as exc:  # the database may be down: the call itself already happened
+            log.warning("audit entry for %s %s by %s not written: %s", scope["method"], scope["path"],
+                        principal.name, exc)
 
     def _check_headers(self, scope: Scope) -> tuple[int, str, dict[str, Any], dict[str, str]] | None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         if scope["method"] == "POST":
             length = headers.get("content-length")
-            if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            valid = length is None or (length.isascii() and length.isdigit())
+            if not valid or (length is not None and int(length) > self.max_body_bytes):
                 return 413, "body_too_large", {
                     "error": f"request body exceeds {self.max_body_bytes} bytes; send fewer items per request"
                 }, {}
             media = headers.get("content-type", "").split(";")[0].strip().lower()
-            if media != "application/json":
+            empty = length == "0"  # e.g. POST /models/rollback without a body
+            if media != "application/json" and not (empty and not media):
                 return 415, "content_type", {
                     "error": f"Content-Type {media or 'missing'!r} is not supported; send application/json"
                 }, {}

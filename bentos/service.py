@@ -2,7 +2,8 @@
 
 `bentoml serve` (or `aicash serve`) runs it; `bentoml build -f bentos/bentofile.yaml` packages it.
 POST endpoints are BentoML APIs (typed, in the OpenAPI at /docs.json); the GET endpoints (/health, /weights,
-/models) come from a FastAPI app mounted on the service. BentoML provides /livez, /readyz and /metrics.
+/models) and the admin operations (/train, /training-status, /models/{version}/promote, /models/rollback, admin
+keys only) come from a FastAPI app mounted on the service. BentoML provides /livez, /readyz and /metrics.
 """
 
 from __future__ import annotations
@@ -16,17 +17,21 @@ from typing import Any
 import bentoml
 import numpy as np
 import pandas as pd
-from fastapi import FastAPI
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from aicash.db.engine import engine_for
 from aicash.indicators import INDICATOR_COLUMNS, with_indicators
 from aicash.serving.runtime import LoadedModel, describe
 from aicash.serving.schemas import EXAMPLE_INPUT, BatchRequest, IndicatorsRequest, Prediction, PredictRequest
 from aicash.settings import load_settings
 from aicash.training.artifacts import load_model
+from bentos.admin import VERSION_PATTERN, AdminError, AdminOps, PromoteRequest, RollbackRequest, TrainRequest
 from bentos.package import bundled_model_dir
-from bentos.security import SecurityMiddleware
+from bentos.security import AdminAudit, SecurityMiddleware, actor_of
 from bentos.wiring import build_runtime, security_options, service_config
 
 log = logging.getLogger("aicash.service")
@@ -39,7 +44,31 @@ LATENCY = Histogram(
 PREDICTIONS = Counter("aicash_predictions_total", "Predictions answered", ["signal", "model_version"])
 CACHE_HITS = Counter("aicash_prediction_cache_hits_total", "Predictions answered from the cache")
 
-http_api = FastAPI(title="aicash read endpoints")
+http_api = FastAPI(title="aicash read and admin endpoints")
+
+
+@http_api.exception_handler(RequestValidationError)
+async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    """400 naming each bad field (FastAPI's default is 422 with a nested `detail`)."""
+    problems = []
+    for err in exc.errors()[:10]:
+        where = ".".join(str(part) for part in err.get("loc", ()) if part not in {"body"}) or "body"
+        problems.append(f"{where}: {err.get('msg', 'invalid')}")
+    return JSONResponse({"error": "; ".join(problems)}, status_code=400)
+
+
+@http_api.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """FastAPI's own refusals (unparseable body, unknown route, wrong method) in the service's error format."""
+    hints = {400: "send a JSON object (see /docs.json)", 404: "see /docs.json for the routes",
+             405: "see /docs.json for the methods"}
+    hint = hints.get(exc.status_code, "see /docs.json")
+    message = f"{exc.detail} ({request.method} {request.url.path[:200]}): {hint}"
+    return JSONResponse({"error": message}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+def _admin_error(exc: AdminError) -> JSONResponse:
+    return JSONResponse({"error": exc.message}, status_code=exc.status)
 
 
 def _error(ctx: bentoml.Context, status: int, message: str) -> JSONResponse:
@@ -59,6 +88,7 @@ class SignalService:
             version, folder = bundled  # the registry is unreachable: serve the model the Bento carries
             log.warning("registry unavailable at start; serving the bundled model %s", version)
             self.runtime.models = [LoadedModel(version, "bundled", 100.0, load_model(folder))]
+        self.admin = AdminOps(SETTINGS, engine_for(SETTINGS), after_change=self._reload_now)
         self.started = time.time()
         # Warm up, then move everything alive now out of the collector's way (see FACTS: GC pauses).
         gc.collect()
@@ -70,7 +100,13 @@ class SignalService:
 
     @bentoml.on_shutdown
     def flush_prediction_log(self) -> None:
+        self.admin.close()
         self.runtime.close()
+
+    def _reload_now(self) -> list[tuple[str, float]]:
+        """After a promotion or rollback: serve the new split here at once (keeps the current one on failure)."""
+        self.runtime.reload()
+        return self.runtime.split()
 
     # -- POST: BentoML APIs ---------------------------------------------------------------------------------
     @bentoml.api(route="/predict", input_spec=PredictRequest)
@@ -143,7 +179,42 @@ class SignalService:
         with LATENCY.labels("/models").time():
             return describe(self.runtime)
 
+    # -- admin: mounted FastAPI routes, admin keys only (bentos.security) ------------------------------------
+    @http_api.post("/train", status_code=202)
+    def train(self, request: Request, body: TrainRequest) -> Any:
+        """Start a training pipeline (KFP when KFP_HOST is set, else the local runner); returns the run id at once.
+        The body is required (`{}` means the defaults), so a stray empty POST never starts a run."""
+        try:
+            return self.admin.train(body, actor_of(request.scope))
+        except AdminError as exc:
+            return _admin_error(exc)
 
-SignalService.add_asgi_middleware(SecurityMiddleware, **security_options(SETTINGS))
+    @http_api.get("/training-status")
+    def training_status(self, limit: int = Query(10, ge=1, le=100)) -> dict[str, Any]:
+        """The latest training runs, newest first: status, parameters, error, registered version."""
+        return self.admin.status(limit)
+
+    @http_api.post("/models/rollback")
+    def rollback_model(self, request: Request, body: RollbackRequest | None = None) -> Any:
+        """Restore the previous production version."""
+        try:
+            return self.admin.rollback(body or RollbackRequest(), actor_of(request.scope))
+        except AdminError as exc:
+            return _admin_error(exc)
+
+    @http_api.post("/models/{version}/promote")
+    def promote_model(
+        self, request: Request, body: PromoteRequest, version: str = Path(pattern=VERSION_PATTERN, max_length=64)
+    ) -> Any:
+        """Give VERSION a traffic share: 100 production, 1-99 canary, 0 ends its canary; force needs a reason."""
+        try:
+            return self.admin.promote(version, body, actor_of(request.scope))
+        except AdminError as exc:
+            return _admin_error(exc)
+
+
+SignalService.add_asgi_middleware(
+    SecurityMiddleware, **security_options(SETTINGS), audit=AdminAudit(engine_for(SETTINGS))
+)
 
 __all__ = ["EXAMPLE_INPUT", "SignalService"]

@@ -13,6 +13,7 @@ from aicash.db import migrate
 from aicash.db.engine import engine_for
 from aicash.model_input import MODEL_NAME
 from aicash.registry import current_production, list_models, load_artifacts, store_for
+from aicash.serving.cache import TTLCache
 from aicash.serving.keys import KeyVerifier
 from aicash.serving.prediction_log import PredictionLog
 from aicash.serving.ratelimit import RateLimiter
@@ -87,21 +88,31 @@ class RegistryModels:
 
 
 class OnlineFeatureReader:
-    """Reads the online store through `features.online.online_features` (Feast)."""
+    """Reads the online store through `features.online.online_features` (Feast).
 
-    def __init__(self, settings: Settings) -> None:
+    A series' features change once per bar, when materialized; each series is read at most every
+    `max_age_seconds`, which takes the store's round trip (~0.3-0.5 ms of CPU) off most requests.
+    """
+
+    def __init__(self, settings: Settings, max_age_seconds: float = 1.0) -> None:
         from features.store import get_store
 
         self.store = get_store(settings)
+        self.recent: TTLCache[FeatureSnapshot] = TTLCache(max_age_seconds)
 
     def __call__(self, symbol: str, timeframe: str) -> FeatureSnapshot:
         from features.online import NoOnlineFeaturesError, online_features
 
+        key = f"{symbol}|{timeframe}"
+        if (snapshot := self.recent.get(key)) is not None:
+            return snapshot
         try:
             found = online_features(self.store, symbol, timeframe)
         except NoOnlineFeaturesError as exc:
             raise UnknownSymbolError(str(exc)) from None
-        return FeatureSnapshot(indicators=found.indicators, window=found.window)
+        snapshot = FeatureSnapshot(indicators=found.indicators, window=found.window)
+        self.recent.put(key, snapshot)
+        return snapshot
 
 
 def build_runtime(settings: Settings) -> SignalRuntime:

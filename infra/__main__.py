@@ -18,7 +18,7 @@ from infra.database import Database, DatabaseArgs  # noqa: E402
 from infra.feature_server import FeatureServer, FeatureServerArgs  # noqa: E402
 from infra.inference import InferenceService, InferenceServiceArgs  # noqa: E402
 from infra.kfp_wiring import KfpWiring  # noqa: E402
-from infra.kubeflow import KubeflowPipelines, KubeflowPipelinesArgs  # noqa: E402
+from infra.kubeflow import KubeflowPipelines, KubeflowPipelinesArgs, api_url  # noqa: E402
 from infra.migrations import Migrations, MigrationsArgs  # noqa: E402
 from infra.monitoring import Monitoring, MonitoringArgs  # noqa: E402
 from infra.network_policies import NetworkPolicies, NetworkPoliciesArgs  # noqa: E402
@@ -54,7 +54,7 @@ database = Database(
         config=cfg.database,
         identifier=f"aicash-{cfg.stack}",
         vpc_id=cluster.vpc_id,
-        subnet_ids=cluster.private_subnet_ids,
+        subnet_ids=cluster.database_subnet_ids,
         client_security_group_id=cluster.cluster_security_group_id,
     ),
     opts=in_cluster,
@@ -87,6 +87,8 @@ settings = PlatformSettings(
         role_arn=store.role_arn,
         values=cfg.settings,
         smtp=cfg.smtp,
+        kfp_host=api_url(kfp_ns),
+        kfp_image=cfg.image(cfg.platform_image),
     ),
     opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[cluster, database, store]),
 )
@@ -120,7 +122,7 @@ NetworkPolicies(
         kfp_namespace=kfp_ns,
         ingress_controller_namespace=cfg.ingress.controller_namespace,
         in_cluster_data=not on_aws,
-        database_cidr=cluster.vpc_cidr,
+        database_cidrs=tuple(cluster.database_cidrs),
         smtp_port=cfg.smtp.port,
     ),
     opts=in_cluster,
@@ -147,12 +149,18 @@ inference = InferenceService(
 )
 Monitoring(
     "monitoring",
-    MonitoringArgs(namespace=ns, image=cfg.image(cfg.platform_image), config=cfg.monitoring),
+    MonitoringArgs(
+        namespace=ns,
+        image=cfg.image(cfg.platform_image),
+        metrics_url=f"{inference.internal_url}/metrics",
+        config=cfg.monitoring,
+    ),
     opts=after_migrations,
 )
 
 pulumi.export("namespace", ns)
 pulumi.export("image_tag", cfg.image_tag)
+pulumi.export("platform_image", cfg.image(cfg.platform_image))
 pulumi.export("inference_url", inference.url)
 pulumi.export("feature_server_url", features.url)
 pulumi.export("kfp_api_url", kfp.api_url)

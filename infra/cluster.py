@@ -43,6 +43,8 @@ class Cluster(Component):
     vpc_id: pulumi.Output[str] | None = None
     vpc_cidr: str | None = None
     private_subnet_ids: list[pulumi.Output[str]]
+    database_subnet_ids: list[pulumi.Output[str]]
+    database_cidrs: list[str]
     oidc_provider_arn: pulumi.Output[str] | None = None
     oidc_issuer: pulumi.Output[str] | None = None
     cluster_security_group_id: pulumi.Output[str] | None = None
@@ -50,7 +52,7 @@ class Cluster(Component):
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aicash:cluster:Cluster", name, opts)
-        self.private_subnet_ids = []
+        self.private_subnet_ids, self.database_subnet_ids, self.database_cidrs = [], [], []
         if args.cloud == "aws":
             self.provider = self._eks(name, args)
         else:
@@ -84,6 +86,8 @@ class Cluster(Component):
         self.vpc_id = vpc.vpc_id
         self.vpc_cidr = vpc.cidr
         self.private_subnet_ids = vpc.private_subnet_ids
+        self.database_subnet_ids = vpc.database_subnet_ids
+        self.database_cidrs = vpc.database_cidrs
         self.oidc_provider_arn = eks.oidc_provider_arn
         self.oidc_issuer = eks.oidc_issuer
         self.cluster_security_group_id = eks.cluster_security_group_id

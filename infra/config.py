@@ -97,10 +97,15 @@ class SmtpConfig:
 
 @dataclass(frozen=True)
 class MonitoringConfig:
-    """Cron schedules (UTC) of the drift report and the health check."""
+    """Cron schedules (UTC) of the drift report, the alert check and the canary judgement, and what the jobs may
+    change: `retrain_on_drift` submits the training pipeline to KFP when drift is detected (the new version
+    still has to pass the gate and be promoted), `canary_apply` lets the canary job promote or roll back."""
 
     drift_schedule: str = "0 6 * * *"
     check_schedule: str = "*/15 * * * *"
+    canary_schedule: str = "30 * * * *"
+    retrain_on_drift: bool = True
+    canary_apply: bool = True
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,15 @@
 
 `local` runs PostgreSQL as a StatefulSet in the platform namespace (reachable only from platform
 workloads, see `NetworkPolicies`); `aws` creates an encrypted, private, backed-up RDS instance that
-forces TLS, reachable only from the EKS cluster's security group.
+forces TLS, in the VPC's isolated database subnets.
+
+Who reaches RDS on `aws`, in two layers. Its security group admits the EKS cluster security group only; that
+is as narrow as a security group gets here, because with the VPC CNI a pod's traffic leaves through its node's
+network interface and so carries the node's group (every pod on every node, unless security groups for pods
+are configured). In the platform namespace the NetworkPolicies narrow it: only pods labelled
+`aicash.io/platform-client` may open 5432, and only towards the database subnets. Kubeflow Pipelines (which
+needs the database) and namespaces this program does not manage have no such fence; there, the password and
+TLS are what stand between a pod and the database.
 """
 
 from __future__ import annotations
@@ -140,7 +148,7 @@ class Database(Component):
                     "from_port": POSTGRES_PORT,
                     "to_port": POSTGRES_PORT,
                     "security_groups": [args.client_security_group_id],
-                    "description": "platform workloads on EKS",
+                    "description": "EKS nodes and their pods; NetworkPolicy admits only platform workloads",
                 }
             ],
             opts=opts,

@@ -42,6 +42,7 @@ class InferenceService(Component):
     """Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget and Ingress."""
 
     url: str
+    internal_url: str
 
     def __init__(self, name: str, args: InferenceServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aicash:serving:InferenceService", name, opts)
@@ -135,4 +136,5 @@ class InferenceService(Component):
             opts=child,
         )
         self.url = f"https://{args.host}"
-        self.register_outputs({"url": self.url})
+        self.internal_url = kube.service_url(NAME, ns, PORT)  # for in-cluster callers (the metrics scrape)
+        self.register_outputs({"url": self.url, "internal_url": self.internal_url})

@@ -24,6 +24,7 @@ NAMESPACED = (
     "base/metadata/overlays/postgres",
     "third-party/argo/installs/namespace",
 )
+API_SERVICE = "ml-pipeline"  # upstream's API Service; it selects the pods labelled `app: ml-pipeline`
 API_PORT = 8888
 UI_PORT = 80
 
@@ -39,6 +40,11 @@ class KubeflowPipelinesArgs:
 
 def manifest_url(path: str, version: str) -> str:
     return f"{UPSTREAM}/{path}?ref={version}"
+
+
+def api_url(namespace: str) -> str:
+    """KFP's API inside the cluster (what `kfp.Client(host=...)` and KFP_HOST take)."""
+    return f"http://{API_SERVICE}.{namespace}.svc.cluster.local:{API_PORT}"
 
 
 class KubeflowPipelines(Component):
@@ -79,6 +85,6 @@ class KubeflowPipelines(Component):
             data={"defaultPipelineRoot": w.pipeline_root, "providers": launcher_providers(w, kube.SETTINGS_SECRET)},
             opts=after_namespace,
         )
-        self.api_url = f"http://ml-pipeline.{ns}.svc.cluster.local:{API_PORT}"
+        self.api_url = api_url(ns)
         self.ui_service = f"svc/ml-pipeline-ui -n {ns}"
         self.register_outputs({"api_url": self.api_url})

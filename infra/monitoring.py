@@ -1,8 +1,20 @@
-"""`Monitoring`: CronJobs for the drift report (mailed) and the periodic health check."""
+"""`Monitoring`: the CronJobs that watch the live model, and the alert rules for the cluster's Prometheus.
+
+- `aicash-drift-report`: `aicash monitor drift --email`, plus `--retrain` (on by default) so that drift submits
+  the training pipeline to Kubeflow Pipelines (KFP_HOST and KFP_IMAGE come from the platform settings).
+- `aicash-health-check`: `aicash monitor check --email`, scraping the inference Service inside the cluster
+  rather than the public URL. A Service sends each scrape to one replica, so the latency rule judges that
+  replica's histogram since it started; `--sample-seconds` is left off because its two scrapes could reach
+  two different replicas.
+- `aicash-canary-judge`: `aicash monitor canary --apply`: promotes or ends a canary on its live results.
+  With no canary serving the command exits 2 ("no canary is serving"); the job counts that as success.
+- ConfigMap `aicash-alert-rules`: `monitoring/alerts.yml`, the same rules as Prometheus alerting rules.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -11,61 +23,107 @@ from infra import kube
 from infra.component import Component
 from infra.config import MonitoringConfig, Resources
 
-# (object name, schedule attribute of MonitoringConfig, command)
-JOBS: tuple[tuple[str, str, list[str]], ...] = (
-    ("aicash-drift-report", "drift_schedule", ["aicash", "monitor", "drift", "--email"]),
-    ("aicash-health-check", "check_schedule", ["aicash", "monitor", "check"]),
-)
+DRIFT_JOB = "aicash-drift-report"
+CHECK_JOB = "aicash-health-check"
+CANARY_JOB = "aicash-canary-judge"
+ALERT_RULES = "aicash-alert-rules"
+ALERT_RULES_KEY = "alerts.yml"
+ALERT_RULES_FILE = Path(__file__).resolve().parent.parent / "monitoring" / "alerts.yml"
+NO_CANARY = "no canary is serving"  # `aicash monitor canary`'s message when there is nothing to judge
 
 
 @dataclass(frozen=True)
 class MonitoringArgs:
-    """The platform image and the schedules."""
+    """The platform image, the inference service's in-cluster /metrics URL, the schedules, the rules file."""
 
     namespace: str
     image: str
+    metrics_url: str
     config: MonitoringConfig = field(default_factory=MonitoringConfig)
+    alert_rules_file: Path = ALERT_RULES_FILE
 
 
-def cron_job_spec(name: str, schedule: str, image: str, command: list[str]) -> kube.Obj:
+@dataclass(frozen=True)
+class MonitoringJob:
+    """One CronJob: `retries` is the Job's backoffLimit (0 where a rerun would mail the same alert again)."""
+
+    name: str
+    schedule: str
+    command: list[str]
+    retries: int
+
+
+def canary_command(apply: bool) -> list[str]:
+    """`aicash monitor canary`, with "no canary is serving" (exit 2) turned into success: it is the usual state."""
+    judge = "aicash monitor canary" + (" --apply" if apply else "")
+    script = (
+        f'out="$({judge} 2>&1)"; rc=$?; printf "%s\\n" "$out"; '
+        f'if [ "$rc" -eq 2 ] && printf "%s" "$out" | grep -q "{NO_CANARY}"; then exit 0; fi; exit "$rc"'
+    )
+    return ["sh", "-c", script]
+
+
+def jobs(args: MonitoringArgs) -> list[MonitoringJob]:
+    """The monitoring CronJobs of this stack (pure, so tests can read the commands)."""
+    cfg = args.config
+    drift = ["aicash", "monitor", "drift", "--email", *(["--retrain"] if cfg.retrain_on_drift else [])]
+    check = ["aicash", "monitor", "check", "--email", "--metrics-url", args.metrics_url]
+    return [
+        MonitoringJob(DRIFT_JOB, cfg.drift_schedule, drift, retries=1),
+        MonitoringJob(CHECK_JOB, cfg.check_schedule, check, retries=0),
+        MonitoringJob(CANARY_JOB, cfg.canary_schedule, canary_command(cfg.canary_apply), retries=0),
+    ]
+
+
+def cron_job_spec(job: MonitoringJob, image: str) -> kube.Obj:
     """A CronJob that never overlaps itself and keeps a short history."""
     step = kube.container(
         "job",
         image,
         Resources("250m", "512Mi", "1", "1536Mi"),
-        command=command,
+        command=job.command,
         env_from=kube.platform_env(),
         mounts=[kube.home_mount()],
     )
     pod = kube.pod_spec([step], run_as_user=kube.PLATFORM_UID, volumes=[kube.home_volume()], restart_policy="Never")
+    labels = kube.labels(job.name, "monitoring", client=True)
     return {
-        "schedule": schedule,
+        "schedule": job.schedule,
         "timeZone": "Etc/UTC",
         "concurrencyPolicy": "Forbid",
         "startingDeadlineSeconds": 300,
         "successfulJobsHistoryLimit": 3,
         "failedJobsHistoryLimit": 3,
         "jobTemplate": {
-            "metadata": {"labels": kube.labels(name, "monitoring", client=True)},
+            "metadata": {"labels": labels},
             "spec": {
-                "backoffLimit": 1,
+                "backoffLimit": job.retries,
                 "activeDeadlineSeconds": 1800,
-                "template": {"metadata": {"labels": kube.labels(name, "monitoring", client=True)}, "spec": pod},
+                "template": {"metadata": {"labels": labels}, "spec": pod},
             },
         },
     }
 
 
 class Monitoring(Component):
-    """`aicash monitor drift --email` and `aicash monitor check` on their schedules."""
+    """The drift report, alert check and canary CronJobs, and the alert rules as a ConfigMap."""
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aicash:monitoring:Monitoring", name, opts)
-        for job, schedule_field, command in JOBS:
+        scheduled = jobs(args)
+        for job in scheduled:
             k8s.batch.v1.CronJob(
-                f"{name}-{job}",
-                metadata=kube.meta(job, args.namespace, "monitoring", client=True),
-                spec=cron_job_spec(job, getattr(args.config, schedule_field), args.image, command),
+                f"{name}-{job.name}",
+                metadata=kube.meta(job.name, args.namespace, "monitoring", client=True),
+                spec=cron_job_spec(job, args.image),
                 opts=self.child_opts(),
             )
-        self.register_outputs({"jobs": [job for job, _, _ in JOBS]})
+        # For a Prometheus that loads rule files: mount it into `rule_files`. Nothing in the cluster reads it
+        # by itself; with the Prometheus Operator, wrap its `groups` in a PrometheusRule instead.
+        k8s.core.v1.ConfigMap(
+            f"{name}-{ALERT_RULES}",
+            metadata=kube.meta(ALERT_RULES, args.namespace, "monitoring"),
+            data={ALERT_RULES_KEY: args.alert_rules_file.read_text(encoding="utf-8")},
+            opts=self.child_opts(),
+        )
+        self.register_outputs({"jobs": [job.name for job in scheduled], "alert_rules": ALERT_RULES})

@@ -1,9 +1,13 @@
 """`NetworkPolicies`: deny everything in the platform namespace, then open exactly what is needed.
 
-- Only the ingress controller reaches the inference service.
+- Only the ingress controller reaches the inference service, and the alert-check job (to scrape /metrics;
+  a NetworkPolicy opens the port, not a path).
 - Only platform workloads (label `aicash.io/platform-client`) and Kubeflow Pipelines reach PostgreSQL and
-  the object store (in the cluster on `local`; on `aws` RDS is also fenced by its security group).
-- Platform workloads may leave the cluster on 443 (S3, AWS APIs, the public URL) and the SMTP port.
+  the object store in the cluster (`local`). On `aws` only platform workloads may open PostgreSQL's port, and
+  only towards the VPC's database subnets, where nothing but RDS lives (RDS's security group admits the whole
+  EKS cluster security group: pods share their node's group, so this policy is the finer fence).
+- Platform workloads may reach KFP's API (training runs: POST /train, `monitor drift --retrain`) and leave
+  the cluster on 443 (S3, AWS APIs, the public URL) and the SMTP port.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from infra.feature_server import NAME as FEATURE_SERVER
 from infra.feature_server import PORT as FEATURE_PORT
 from infra.inference import NAME as INFERENCE
 from infra.inference import PORT as INFERENCE_PORT
+from infra.kubeflow import API_PORT as KFP_API_PORT
+from infra.kubeflow import API_SERVICE as KFP_API
+from infra.monitoring import CHECK_JOB
 from infra.object_store import MINIO_PORT
 from infra.object_store import NAME as MINIO
 
@@ -29,13 +36,14 @@ NAMESPACE_KEY = "kubernetes.io/metadata.name"
 
 @dataclass(frozen=True)
 class NetworkPoliciesArgs:
-    """`in_cluster_data`: PostgreSQL and MinIO run in the namespace; otherwise `database_cidr` holds RDS."""
+    """`in_cluster_data`: PostgreSQL and MinIO run in the namespace; otherwise `database_cidrs` are the subnets
+    that hold RDS (and nothing else)."""
 
     namespace: str
     kfp_namespace: str
     ingress_controller_namespace: str
     in_cluster_data: bool
-    database_cidr: str | None = None
+    database_cidrs: tuple[str, ...] = ()
     smtp_port: int = 587
 
 
@@ -53,6 +61,8 @@ def _tcp(*ports: int) -> list[kube.Obj]:
 
 def policy_specs(args: NetworkPoliciesArgs) -> dict[str, kube.Obj]:
     """Every NetworkPolicy spec by object name (pure, so tests can read the rules)."""
+    if not args.in_cluster_data and not args.database_cidrs:
+        raise ValueError("database_cidrs: the subnets that hold the database are needed when it runs outside")
     clients = _pods({kube.PLATFORM_CLIENT: "true"})
     kfp = _in_namespace(args.kfp_namespace)
     specs: dict[str, kube.Obj] = {
@@ -72,6 +82,17 @@ def policy_specs(args: NetworkPoliciesArgs) -> dict[str, kube.Obj]:
             "policyTypes": ["Ingress"],
             "ingress": [{"from": [_in_namespace(args.ingress_controller_namespace)], "ports": _tcp(INFERENCE_PORT)}],
         },
+        # `aicash monitor check` scrapes the service's /metrics through its in-cluster Service
+        "inference-from-health-check": {
+            "podSelector": {"matchLabels": kube.selector(INFERENCE)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [_pods(kube.selector(CHECK_JOB))], "ports": _tcp(INFERENCE_PORT)}],
+        },
+        "health-check-to-inference": {
+            "podSelector": {"matchLabels": kube.selector(CHECK_JOB)},
+            "policyTypes": ["Egress"],
+            "egress": [{"to": [_pods(kube.selector(INFERENCE))], "ports": _tcp(INFERENCE_PORT)}],
+        },
         "feature-server-from-platform": {
             "podSelector": {"matchLabels": kube.selector(FEATURE_SERVER)},
             "policyTypes": ["Ingress"],
@@ -80,6 +101,7 @@ def policy_specs(args: NetworkPoliciesArgs) -> dict[str, kube.Obj]:
     }
     egress: list[kube.Obj] = [
         {"to": [_pods(kube.selector(FEATURE_SERVER))], "ports": _tcp(FEATURE_PORT)},
+        {"to": [{**kfp, **_pods({"app": KFP_API})}], "ports": _tcp(KFP_API_PORT)},
         {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": _tcp(443, args.smtp_port)},
     ]
     if args.in_cluster_data:
@@ -90,8 +112,8 @@ def policy_specs(args: NetworkPoliciesArgs) -> dict[str, kube.Obj]:
                 "ingress": [{"from": [clients, kfp], "ports": _tcp(port)}],
             }
             egress.append({"to": [_pods(kube.selector(name))], "ports": _tcp(port)})
-    elif args.database_cidr:
-        egress.append({"to": [{"ipBlock": {"cidr": args.database_cidr}}], "ports": _tcp(POSTGRES_PORT)})
+    elif args.database_cidrs:
+        egress.append({"to": [{"ipBlock": {"cidr": c}} for c in args.database_cidrs], "ports": _tcp(POSTGRES_PORT)})
     specs["platform-egress"] = {"podSelector": clients["podSelector"], "policyTypes": ["Egress"], "egress": egress}
     return specs
 

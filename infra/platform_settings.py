@@ -20,7 +20,8 @@ from infra.config import SmtpConfig
 
 @dataclass(frozen=True)
 class PlatformSettingsArgs:
-    """Where the database and bucket are, the training gates, the alert mail relay, the public URL."""
+    """Where the database and bucket are, the training gates, the alert mail relay, the public URL, and the
+    Kubeflow Pipelines API and image that training runs (POST /train, `monitor drift --retrain`) go to."""
 
     namespaces: tuple[str, ...]
     database_url: pulumi.Output[str]
@@ -34,6 +35,8 @@ class PlatformSettingsArgs:
     role_arn: pulumi.Input[str] | None = None
     values: SettingsValues = field(default_factory=SettingsValues)
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    kfp_host: str | None = None
+    kfp_image: str | None = None
 
 
 def plain_env(args: PlatformSettingsArgs) -> dict[str, pulumi.Input[str]]:
@@ -56,6 +59,10 @@ def plain_env(args: PlatformSettingsArgs) -> dict[str, pulumi.Input[str]]:
         "ALERT_EMAIL_TO": args.smtp.recipients,
         "FEAST_USAGE": "False",
     }
+    if args.kfp_host:
+        env["KFP_HOST"] = args.kfp_host
+    if args.kfp_image:
+        env["KFP_IMAGE"] = args.kfp_image
     if args.values.model_version:
         env["MODEL_VERSION"] = args.values.model_version
     if args.s3_endpoint_url:

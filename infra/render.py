@@ -12,6 +12,7 @@ follow each other in one process, but never run concurrently.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import re
@@ -158,6 +159,7 @@ def run_program(
         raise ValueError(f"unknown stack {stack!r}; expected one of {', '.join(STACKS)}")
     config, secret_keys = stack_config(stack, root, overrides, secrets)
     runtime_settings.ROOT.set(None)
+    _ensure_event_loop()
     mocks = RecordingMocks(kustomize)
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
@@ -166,6 +168,17 @@ def run_program(
     mocks.urns = list(monitor.resources)
     mocks.dependencies = monitor.dependencies
     return mocks
+
+
+def _ensure_event_loop() -> None:
+    """Pulumi's runtime schedules on the thread's current event loop; an earlier `asyncio.run()` in the same
+    process (a test, a notebook) leaves none, or a closed one."""
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or loop.is_closed():
+        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 def unwrap(value: Any) -> Any:

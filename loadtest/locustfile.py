@@ -3,11 +3,12 @@
 Run it through the Makefile, which starts the service, creates an API key and checks the targets:
 
     make loadtest                       # 60 s, 16 users, HTML report under loadtest/reports/
+    make soak                           # 5 minutes at a steady rate, error rate, p95/p99 over time, memory
 
-or by hand against a running service (`aicash serve --port 3000`):
+or by hand against a running service (`aicash serve --port 3000`), naming the user class:
 
     AICASH_API_KEY=aic_... locust -f loadtest/locustfile.py --host http://127.0.0.1:3000 \
-        --headless -u 16 -r 16 -t 60s --html loadtest/reports/report.html
+        --headless -u 16 -r 16 -t 60s --html loadtest/reports/report.html FrontendUser
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import itertools
 import os
 import random
 
-from locust import FastHttpUser, between, task
+from locust import FastHttpUser, between, constant_throughput, task
 
 from aicash.serving.schemas import EXAMPLE_INPUT
 
@@ -53,3 +54,9 @@ class FrontendUser(FastHttpUser):
     @task(1)
     def health(self) -> None:
         self.client.get("/health", name="/health")
+
+
+class SteadyFrontendUser(FrontendUser):
+    """The same mix at a steady rate per user (`LOADTEST_RATE_PER_USER` tasks/s, default 5): `make soak`."""
+
+    wait_time = constant_throughput(float(os.environ.get("LOADTEST_RATE_PER_USER", "5")))

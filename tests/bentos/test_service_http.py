@@ -137,6 +137,46 @@ def test_canary_split_and_cache(service) -> None:  # type: ignore[no-untyped-def
     assert f'model_version="{service.canary}"' in metrics
 
 
+def _samples(service) -> dict[tuple[str, frozenset], float]:  # type: ignore[no-untyped-def]
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(service.url + "/metrics").text
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def _total(samples: dict, name: str, **labels: str) -> float:
+    return sum(v for (n, lab), v in samples.items() if n == name and set(labels.items()) <= lab)
+
+
+def test_metrics_count_predictions_by_signal_and_version_cache_hits_and_refusals(service) -> None:  # type: ignore[no-untyped-def]
+    before = _samples(service)
+    answers = [service.post("/predict", {"symbol": "EURUSD", "request_id": f"metrics-{i}",
+                                         "indicators": {"rsi_value": 10.37 + i, "stoch_k": 7.77}}).json()
+               for i in range(12)]  # values no other test sends: none is in the cache yet
+    repeat = service.post("/predict", {"symbol": "EURUSD", "request_id": "metrics-0",
+                                       "indicators": {"rsi_value": 10.37, "stoch_k": 7.77}})
+    assert repeat.json()["cached"]
+    assert httpx.post(service.url + "/predict", json=EXAMPLE_INPUT, timeout=30).status_code == 401  # no key
+    after = _samples(service)
+
+    for signal in {a["signal"] for a in answers}:
+        for version in {a["model_version"] for a in answers}:
+            expected = sum(1 for a in answers if (a["signal"], a["model_version"]) == (signal, version))
+            expected += (signal, version) == (answers[0]["signal"], answers[0]["model_version"])  # the cached one
+            got = (_total(after, "aicash_predictions_total", signal=signal, model_version=version)
+                   - _total(before, "aicash_predictions_total", signal=signal, model_version=version))
+            assert got == expected, (signal, version)
+    hits = "aicash_prediction_cache_hits_total"
+    assert _total(after, hits) - _total(before, hits) == 1
+    refused = (_total(after, "aicash_rejected_requests_total", reason="unauthenticated")
+               - _total(before, "aicash_rejected_requests_total", reason="unauthenticated"))
+    assert refused == 1
+    predicted = (_total(after, "aicash_request_latency_seconds_count", endpoint="/predict")
+                 - _total(before, "aicash_request_latency_seconds_count", endpoint="/predict"))
+    assert predicted == 13
+
+
 def test_models_weights_health_and_openapi(service) -> None:  # type: ignore[no-untyped-def]
     models = service.get("/models").json()["models"]
     assert {m["version"] for m in models} >= {service.production}

@@ -85,7 +85,8 @@ def _deps(program: Any, suffix: str) -> set[str]:
 
 @pytest.mark.parametrize(
     "child",
-    ["inference-deployment", "inference-service", "feature-server-deployment", "monitoring-aicash-drift-report"],
+    ["inference-deployment", "inference-service", "feature-server-deployment", "monitoring-aicash-drift-report",
+     "monitoring-aicash-canary-judge"],
 )
 def test_services_and_jobs_start_after_the_migrations_job(program: Any, child: str) -> None:
     assert "migrations-job" in _deps(program, child)

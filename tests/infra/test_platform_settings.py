@@ -4,6 +4,7 @@ and every secret reaches the pods through a Kubernetes Secret, never as plain te
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -19,6 +20,7 @@ PLATFORM_WORKLOADS = [
     ("Deployment", "aicash-feature-server"),
     ("CronJob", "aicash-drift-report"),
     ("CronJob", "aicash-health-check"),
+    ("CronJob", "aicash-canary-judge"),
 ]
 
 
@@ -124,7 +126,8 @@ def test_secrets_reach_pods_only_through_secret_objects(objects: list[dict[str, 
 
 @pytest.mark.parametrize("name", ["SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_STARTTLS", "ALERT_EMAIL_FROM",
                                   "ALERT_EMAIL_TO", "MIN_TRAINING_SAMPLES", "MIN_ACCURACY", "MIN_WIN_RATE",
-                                  "ML_API_URL", "TRAINING_API_URL", "INFERENCE_API_URL", "AICASH_HOME"])
+                                  "ML_API_URL", "TRAINING_API_URL", "INFERENCE_API_URL", "AICASH_HOME",
+                                  "KFP_HOST", "KFP_IMAGE"])
 def test_every_plain_setting_is_in_the_configmap(objects: list[dict[str, Any]], name: str) -> None:
     data = find(objects, "ConfigMap", kube.SETTINGS_CONFIGMAP, "aicash")["data"]
     assert data[name]
@@ -143,3 +146,39 @@ def test_feature_server_serves_the_platform_store(objects: list[dict[str, Any]])
     assert feast["command"][:2] == ["sh", "-c"]
     assert script.startswith('eval "$(aicash features env)" && exec feast serve') and "--port 6566" in script
     assert feast["readinessProbe"]["httpGet"]["path"] == "/health"
+
+
+def test_training_runs_go_to_the_cluster_kfp_with_the_release_image(objects: list[dict[str, Any]], stack: str) -> None:
+    """KFP_HOST and KFP_IMAGE reach every platform workload, so POST /train and `monitor drift --retrain`
+    submit to the cluster's KFP (not the local runner) with the image of this release."""
+    platform_image = {"dev": "localhost:5001/aicash-platform:0.1.0", "prod": "ghcr.io/aicash/aicash-platform:0.1.0"}
+    for obj in _workloads(objects):
+        [container] = pod_spec(obj)["containers"]
+        env = _env(objects, "aicash", container)
+        assert env["KFP_HOST"] == "http://ml-pipeline.kubeflow.svc.cluster.local:8888", obj["metadata"]["name"]
+        assert env["KFP_IMAGE"] == platform_image[stack]
+    # the jobs run that very image: a run on KFP uses the code of the release that submitted it
+    drift = pod_spec(find(objects, "CronJob", "aicash-drift-report", "aicash"))["containers"][0]
+    assert drift["image"] == platform_image[stack]
+    pinned = manifests(run_program("prod", overrides={"imageTag": "2.0.1"}))
+    assert find(pinned, "ConfigMap", kube.SETTINGS_CONFIGMAP, "aicash")["data"]["KFP_IMAGE"].endswith(":2.0.1")
+
+
+def test_the_settings_are_valid_for_aicash_itself(
+    objects: list[dict[str, Any]], stack: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the pods get loads into `aicash.settings.Settings` as intended: cluster mode, KFP in the cluster."""
+    from aicash.settings import Settings, load_settings
+
+    env = {
+        **find(objects, "ConfigMap", kube.SETTINGS_CONFIGMAP, "aicash")["data"],
+        **find(objects, "Secret", kube.SETTINGS_SECRET, "aicash")["stringData"],
+    }
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(Path(__file__).parent)  # no .env file here
+    settings = load_settings()
+    assert settings.mode == "cluster" and settings.use_s3_storage
+    assert settings.kfp_host == env["KFP_HOST"] and settings.kfp_image == env["KFP_IMAGE"]

@@ -106,19 +106,24 @@ def test_image_tag_rollback_changes_only_the_release_tag(tmp_path: Path) -> None
     assert set(new_files) - set(old_files) == {"job_aicash_aicash-db-upgrade-0-2-0.yaml"}
     assert set(old_files) - set(new_files) == {"job_aicash_aicash-db-upgrade-0-1-0.yaml"}
     changed = {name for name in new_files.keys() & old_files.keys() if new_files[name] != old_files[name]}
-    assert changed == {
+    workloads = {
         "deployment_aicash_aicash-inference.yaml",
         "deployment_aicash_aicash-feature-server.yaml",
         "cronjob_aicash_aicash-drift-report.yaml",
         "cronjob_aicash_aicash-health-check.yaml",
+        "cronjob_aicash_aicash-canary-judge.yaml",
     }
+    # the settings name the image of KFP runs (KFP_IMAGE), so retraining also goes back to the previous release
+    settings = {"configmap_aicash_aicash-settings.yaml", "configmap_kubeflow_aicash-settings.yaml"}
+    assert changed == workloads | settings
     for name in changed:
         diff = [
             line
             for line in difflib.unified_diff(old_files[name].splitlines(), new_files[name].splitlines(), n=0)
             if line[:1] in "+-" and not line.startswith(("+++", "---"))
         ]
-        assert diff and all(line[1:].strip().startswith("image:") for line in diff), diff
+        key = "image:" if name in workloads else "KFP_IMAGE:"
+        assert diff and all(line[1:].strip().startswith(key) for line in diff), diff
         assert any(line.endswith(":0.1.0") for line in diff) and any(line.endswith(":0.2.0") for line in diff)
 
 
@@ -127,3 +132,13 @@ def test_only_kubernetes_objects_are_rendered(program: RecordingMocks) -> None:
     skipped = {r.typ.split(":")[0] for r in program.records if not is_kubernetes_object(r)}
     assert rendered and skipped <= {"aicash", "kubernetes", "aws", "pulumi"}
     assert not any(r.typ.startswith("aws:") for r in rendered)
+
+
+def test_render_runs_after_an_asyncio_run_in_the_same_process(tmp_path: Path) -> None:
+    """`asyncio.run()` leaves the thread without an event loop; Pulumi's runtime needs one."""
+    import asyncio
+
+    from infra.render import render
+
+    asyncio.run(asyncio.sleep(0))
+    assert render("dev", tmp_path / "dev").files

@@ -92,6 +92,16 @@ def test_many_faults_show_the_first_few_of_each_kind(cli, env, tmp_path) -> None
     assert "non-numeric value (12)" in result.stderr and "... and 7 more" in result.stderr
 
 
+@pytest.mark.parametrize("cell", ["[/x]", "[bold]1.2[/bold]", "[red"])
+def test_a_cell_that_looks_like_markup_is_quoted_as_it_is(cli, env, seeded, tmp_path, cell) -> None:  # type: ignore[no-untyped-def]
+    path = write_csv(tmp_path / "markup.csv", [GOOD_ROWS[0], f"2024-01-01 01:00,{cell},1.25,1.10,1.20,120"])
+    result = cli("data", "ingest", str(path), "--symbol", "EURUSD")
+    assert result.exit_code == 2, result.stderr
+    assert "line 3, column 'open'" in result.stderr and cell in result.stderr  # shown verbatim, not interpreted
+    assert "Traceback" not in result.output + result.stderr
+    pd.testing.assert_frame_equal(stored(env), seeded)
+
+
 def test_reingest_is_idempotent_and_overlaps_merge(cli, env, tmp_path) -> None:  # type: ignore[no-untyped-def]
     first = write_csv(tmp_path / "a.csv", GOOD_ROWS)
     assert cli("data", "ingest", str(first), "--symbol", "eurusd").exit_code == 0

@@ -42,7 +42,9 @@ def test_dotenv_is_read(clean_env: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "value"),
     [("MIN_ACCURACY", "high"), ("MIN_WIN_RATE", "1.5"), ("MIN_TRAINING_SAMPLES", "0"),
-     ("USE_S3_STORAGE", "perhaps"), ("DATABASE_URL", "mysql://u:topsecret@h/db")],
+     ("USE_S3_STORAGE", "perhaps"), ("DATABASE_URL", "mysql://u:topsecret@h/db"),
+     ("INFERENCE_API_URL", "inference:3000"), ("ML_API_URL", ""), ("S3_ENDPOINT_URL", "ftp://minio:9000"),
+     ("KFP_HOST", "ml-pipeline")],
 )
 def test_invalid_value_names_the_variable(clean_env: Path, monkeypatch: pytest.MonkeyPatch, name, value) -> None:
     monkeypatch.setenv(name, value)

@@ -9,6 +9,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from aicash.settings import Settings
 
@@ -25,7 +26,8 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 def fail(message: str, code: int = BAD_INPUT) -> NoReturn:
     """Print a clear error to stderr and exit (2 = bad input)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    # The message may quote a user's cell or path verbatim (`[/x]`): it is printed as text, never as markup.
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

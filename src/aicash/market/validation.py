@@ -116,22 +116,75 @@ def parse_numbers(
     return out
 
 
+MAX_LINE_BYTES = 64 * 1024  # a candle or trade row is a few hundred bytes; longer lines are not data
+MAX_JSON_BYTES = 256 * 1024 * 1024  # pandas reads JSON whole: larger files must come as CSV or Parquet
+_SCAN_CHUNK = 1 << 20
+
+
+def check_file(report: FaultReport, path: Path) -> None:
+    """Refuse what is not a readable regular file: missing, a directory, a device, a symbolic-link loop."""
+    if path.is_symlink() and not path.exists():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:
+            report.add("unreadable file", None, "-", "symbolic link loop; point the path at the real file")
+            return
+        except OSError as exc:
+            if "loop" in str(exc).lower() or getattr(exc, "errno", None) == 40:  # ELOOP
+                report.add("unreadable file", None, "-", "symbolic link loop; point the path at the real file")
+                return
+        report.add("unreadable file", None, "-", "broken symbolic link; point the path at the real file")
+        return
+    if not path.is_file():
+        report.add("unreadable file", None, "-", "no such file (or not a regular file); check the path")
+
+
+def check_text_lines(report: FaultReport, path: Path, max_line: int = MAX_LINE_BYTES) -> None:
+    """Stream the file once, in 1 MiB chunks, before pandas sees it: binary content (NUL bytes) and a line longer
+    than `max_line` are refused without reading more than one chunk past them."""
+    line, length = 1, 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(_SCAN_CHUNK):
+            if b"\x00" in chunk:
+                report.add("not a text file", line + chunk[: chunk.index(b"\x00")].count(b"\n"), "-",
+                           "binary content (NUL bytes): export the data as CSV text or Parquet")
+                return
+            parts = chunk.split(b"\n")
+            for i, part in enumerate(parts):
+                length += len(part)
+                if length > max_line:
+                    report.add("line too long", line, "-",
+                               f"more than {max_line:,} bytes without a line break: not a candle row")
+                    return
+                if i < len(parts) - 1:
+                    line, length = line + 1, 0
+
+
 def read_table(path: Path) -> tuple[pd.DataFrame, int]:
     """A CSV, Parquet or JSON file as a frame of lower-cased columns, and the line of its first data row.
 
-    CSV cells are read as text so that validation can point at the exact bad cell.
+    CSV cells are read as text so that validation can point at the exact bad cell. Hostile files are refused
+    before pandas reads them: symbolic-link loops, binary content or a line over `MAX_LINE_BYTES` in a CSV, a
+    JSON file over `MAX_JSON_BYTES`.
     """
     report = FaultReport(str(path))
-    if not path.is_file():
-        report.add("unreadable file", None, "-", "no such file (or not a regular file); check the path")
+    check_file(report, path)
+    if report:
         raise InputFileError(report)
     try:
         suffix = path.suffix.lower()
         if suffix in {".parquet", ".pq"}:
             frame, first = pd.read_parquet(path), 1
         elif suffix == ".json":
+            if (size := path.stat().st_size) > MAX_JSON_BYTES:
+                report.add("file too large", None, "-", f"{size:,} bytes of JSON (limit {MAX_JSON_BYTES:,}); "
+                           "send large files as CSV or Parquet")
+                raise InputFileError(report)
             frame, first = pd.read_json(path, orient="records", dtype=False), 1
         elif suffix in {".csv", ".txt", ""}:
+            check_text_lines(report, path)
+            if report:
+                raise InputFileError(report)
             frame, first = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]), 2
         else:
             report.add("unsupported file", None, "-", f"unknown extension {suffix!r}; use .csv, .parquet or .json")

@@ -17,14 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-import pandas as pd
 
 from aicash.model_input import MODEL_FEATURES
 from aicash.serving.cache import TTLCache
 from aicash.serving.prediction_log import PredictionLog
 from aicash.serving.routing import route
 from aicash.serving.schemas import Prediction, PredictRequest
-from aicash.signals.rule import SIGNALS, composite_score
+from aicash.signals.rule import SIGNALS, composite_scores
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +154,7 @@ class SignalRuntime:
             pending.setdefault(version, []).append(_Pending(i, request_id, key, latest, window))
         for version, items in pending.items():
             probs = models[version].model.predict_proba(np.stack([p.window for p in items]))
-            scores = composite_score(pd.DataFrame([p.latest for p in items]), self.weights)
+            scores = composite_scores([p.latest for p in items], self.weights)
             for item, prob, score in zip(items, probs, scores, strict=True):
                 answer = self._answer(item.request_id, models[version], prob, float(score), start)
                 self.cache.put(item.key, (answer, item.latest))

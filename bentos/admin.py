@@ -1,0 +1,288 @@
+"""Admin operations of the inference service (the original trainer service's API): start a training pipeline,
+read the training runs, promote a version, roll back. Framework-free: `service.py` maps HTTP onto `AdminOps`.
+
+Who may call them is decided by `bentos.security` (admin keys only); who did what is written to `audit_log`
+with the key's name as the actor (`api:<name>`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import Engine, select
+
+from aicash.db.engine import session_scope
+from aicash.db.models import AuditLog, TrainingRun
+from aicash.registry import (
+    ModelRecord,
+    NothingToRollBackError,
+    RegistryError,
+    UnknownVersionError,
+    promote,
+    rollback,
+)
+from aicash.registry.artifacts import NAME_PATTERN
+from aicash.serving.schemas import Symbol, Timeframe
+from aicash.settings import Settings
+from aicash.training.runs import finish_run, record_submission, start_run
+
+log = logging.getLogger("aicash.service.admin")
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # KFP's local runner colours its messages
+STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
+VERSION_PATTERN = NAME_PATTERN.pattern
+Reason = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class TrainRequest(BaseModel):
+    """Which pipeline to run on which series; `config` is a `TrainingConfig` (lstm-training only)."""
+
+    model_config = ConfigDict(**STRICT, json_schema_extra={"example": {"symbols": ["EURUSD"], "timeframe": "1h"}})
+
+    pipeline: Literal["lstm-training", "signal-weights"] = "lstm-training"
+    symbols: list[Symbol] = Field(default_factory=lambda: ["EURUSD"], min_length=1, max_length=20)
+    timeframe: Timeframe = "1h"
+    config: dict[str, Any] | None = Field(default=None, description="TrainingConfig fields, e.g. {\"max_epochs\": 5}.")
+
+    @field_validator("config")
+    @classmethod
+    def _valid_config(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            from aicash.training.config import TrainingConfig
+
+            TrainingConfig.model_validate(value)  # its ValidationError names the bad field
+        return value
+
+    def arguments(self) -> dict[str, Any]:
+        """The pipeline's arguments, as `aicash pipeline run` passes them."""
+        if self.config is not None and self.pipeline != "lstm-training":
+            raise AdminError(400, "config: applies to the lstm-training pipeline only; leave it out")
+        args: dict[str, Any] = {"symbols": list(self.symbols), "timeframe": self.timeframe}
+        if self.config is not None:
+            args["config_json"] = json.dumps(self.config)
+        return args
+
+
+class PromoteRequest(BaseModel):
+    """Traffic share for the version: 100 = production, 1-99 = canary, 0 = end its canary."""
+
+    model_config = ConfigDict(**STRICT, json_schema_extra={"example": {"traffic_percentage": 10}})
+
+    traffic_percentage: float = Field(ge=0, le=100)
+    force: bool = False
+    reason: Reason | None = None
+
+
+class RollbackRequest(BaseModel):
+    model_config = STRICT
+    reason: Reason | None = None
+
+
+class AdminError(Exception):
+    """An admin request that cannot be done: the HTTP status and a message naming the problem and the fix."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+RunLocal = Callable[[int, str, dict[str, Any]], Any]
+SubmitKfp = Callable[[str, str, dict[str, Any]], str]
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RUN_SCRIPT = (
+    "import json, sys\nfrom pathlib import Path\nfrom pipelines.runner import run_local\n"
+    "run_local(sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3]))\n"
+)
+CAUSE = re.compile(r"^\s*((?:[A-Za-z_][\w.]*)(?:Error|Exception)): (.+)$")
+
+
+class PipelineFailedError(RuntimeError):
+    """A local pipeline run exited non-zero; the message gives the failing step's own error."""
+
+
+def failure_cause(output: str) -> str:
+    """The last exception line that is not KFP's summary (`RuntimeError: Pipeline ... FAILURE`): the cause."""
+    found = [m.group(0).strip() for line in ANSI.sub("", output).splitlines() if (m := CAUSE.match(line))]
+    causes = [line for line in found if "finished with status" not in line]
+    return (causes or found or ["no error line in the log"])[-1][:1000]
+
+
+class LocalPipelineProcess:
+    """Runs a pipeline with KFP's local runner in a child process (not in the serving process: it is CPU-heavy and
+    KFP's local state is global); keeps the log in AICASH_HOME/kfp/logs/run-<id>.log."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.root = settings.aicash_home / "kfp"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __call__(self, run_id: int, name: str, arguments: dict[str, Any]) -> Path:
+        log_path = self.root / "logs" / f"run-{run_id}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+        with log_path.open("wb") as log:
+            self.proc = subprocess.Popen(  # noqa: S603 - fixed interpreter and script, arguments as data
+                [sys.executable, "-c", RUN_SCRIPT, name, json.dumps(arguments), str(self.root)],
+                cwd=REPO_ROOT, env=os.environ | {"PYTHONPATH": path}, stdout=log, stderr=subprocess.STDOUT,
+            )
+            code = self.proc.wait()
+        if code != 0:
+            output = log_path.read_text(errors="replace")
+            raise PipelineFailedError(f"pipeline {name} failed (exit code {code}): {failure_cause(output)} "
+                                      f"(full log: {log_path})")
+        return log_path
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+
+
+def _default_submit(settings: Settings) -> SubmitKfp:
+    def submit(name: str, host: str, arguments: dict[str, Any]) -> str:
+        try:
+            from pipelines.runner import submit as kfp_submit
+        except ImportError as exc:
+            raise AdminError(503, f"this image cannot submit pipelines ({exc}): include pipelines/ and kfp in "
+                                  "the Bento, or submit with `aicash pipeline submit`") from None
+        return kfp_submit(name, host, arguments, image=settings.kfp_image)
+
+    return submit
+
+
+def record_view(record: ModelRecord) -> dict[str, Any]:
+    return {"name": record.name, "version": record.version, "status": record.status,
+            "traffic_percentage": record.traffic_percentage, "gate_passed": record.gate_passed}
+
+
+class AdminOps:
+    """Training runs, promotion and rollback on behalf of an admin key."""
+
+    def __init__(
+        self, settings: Settings, engine: Engine, *, run_local: RunLocal | None = None,
+        submit_kfp: SubmitKfp | None = None, after_change: Callable[[], Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.local = LocalPipelineProcess(settings)
+        self.run_local = run_local or self.local
+        self.submit_kfp = submit_kfp or _default_submit(settings)
+        self.after_change = after_change  # e.g. the runtime's reload, so a promotion serves at once
+        self._lock = threading.Lock()
+        self._running: int | None = None
+        self._thread: threading.Thread | None = None
+        self.shutdown_wait_seconds = 10.0
+
+    # -- training ------------------------------------------------------------------------------------------
+    def train(self, request: TrainRequest, actor: str) -> dict[str, Any]:
+        """Start the pipeline: on the KFP cluster when KFP_HOST is set, else here in a background thread.
+        Returns at once with the training run's id."""
+        arguments = request.arguments()
+        if self.settings.kfp_host:
+            return self._submit(request.pipeline, arguments, actor)
+        with self._lock:
+            if self._running is not None:
+                raise AdminError(409, f"training run {self._running} is still running on this replica: wait for it "
+                                      "(GET /training-status) before starting another")
+            run_id = start_run(self.engine, request.pipeline, arguments)
+            self._running = run_id
+        self._audit(actor, "training.submit", request.pipeline, {"run_id": run_id, "mode": "local", **arguments})
+        self._thread = threading.Thread(target=self._run, args=(run_id, request.pipeline, arguments),
+                                        name=f"training-run-{run_id}", daemon=True)
+        self._thread.start()
+        return {"run_id": run_id, "status": "running", "mode": "local", "pipeline": request.pipeline,
+                "arguments": arguments}
+
+    def _submit(self, pipeline: str, arguments: dict[str, Any], actor: str) -> dict[str, Any]:
+        host = str(self.settings.kfp_host)
+        try:
+            kfp_run = self.submit_kfp(pipeline, host, arguments)
+        except AdminError:
+            raise
+        except Exception as exc:
+            log.warning("KFP submit to %s failed: %s", host, exc)
+            raise AdminError(502, f"KFP at KFP_HOST={host} refused or did not answer the submission: "
+                                  f"{type(exc).__name__}: {str(exc)[:200]}") from None
+        run_id = record_submission(self.engine, pipeline, arguments, kfp_run_id=kfp_run, host=host)
+        self._audit(actor, "training.submit", pipeline, {"run_id": run_id, "mode": "kfp", "kfp_run_id": kfp_run,
+                                                          **arguments})
+        return {"run_id": run_id, "status": "submitted", "mode": "kfp", "kfp_run_id": kfp_run, "pipeline": pipeline,
+                "arguments": arguments}
+
+    def _run(self, run_id: int, pipeline: str, arguments: dict[str, Any]) -> None:
+        try:
+            self.run_local(run_id, pipeline, arguments)
+        except PipelineFailedError as exc:
+            finish_run(self.engine, run_id, "failed", error=str(exc))
+            log.warning("training run %s (%s) failed: %s", run_id, pipeline, exc)
+        except BaseException as exc:  # every failure must close the run
+            error = ANSI.sub("", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+            finish_run(self.engine, run_id, "failed", error=error)
+            log.warning("training run %s (%s) failed: %s", run_id, pipeline, exc)
+        else:
+            version = finish_run(self.engine, run_id, "succeeded")
+            log.info("training run %s (%s) succeeded; registered %s", run_id, pipeline, version)
+        finally:
+            with self._lock:
+                self._running = None
+
+    def close(self) -> None:
+        """On shutdown: stop a local run still going; it is recorded as failed (exit code -15)."""
+        self.local.stop()
+        if self._thread is not None:
+            self._thread.join(self.shutdown_wait_seconds)
+        with self._lock:
+            running, self._running = self._running, None
+        if running is not None:  # the run's thread did not finish in time
+            finish_run(self.engine, running, "failed", error="interrupted: the service shut down while it ran")
+
+    def status(self, limit: int) -> dict[str, Any]:
+        with session_scope(self.engine) as session:
+            runs = session.scalars(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(limit)).all()
+            rows = [{"run_id": r.id, "pipeline": r.pipeline, "status": r.status, "params": r.params,
+                     "error": r.error, "model_version": r.model_version,
+                     "started_at": r.started_at.isoformat() if r.started_at else None,
+                     "finished_at": r.finished_at.isoformat() if r.finished_at else None} for r in runs]
+        return {"runs": rows, "running_here": self._running}
+
+    # -- registry ------------------------------------------------------------------------------------------
+    def promote(self, version: str, request: PromoteRequest, actor: str) -> dict[str, Any]:
+        with _registry_errors():
+            record = promote(self.engine, version, request.traffic_percentage, force=request.force,
+                             reason=request.reason, actor=actor)
+        return {"promoted": record_view(record), "serving": self._reload()}
+
+    def rollback(self, request: RollbackRequest, actor: str) -> dict[str, Any]:
+        with _registry_errors():
+            record = rollback(self.engine, actor, reason=request.reason)
+        return {"production": record_view(record), "serving": self._reload()}
+
+    def _reload(self) -> Any:
+        """The split this replica serves after the change (others pick it up within REGISTRY_RELOAD_SECONDS)."""
+        return None if self.after_change is None else self.after_change()
+
+    def _audit(self, actor: str, action: str, target: str, details: dict[str, Any]) -> None:
+        with session_scope(self.engine) as session:
+            session.add(AuditLog(actor=actor, action=action, target=target[:128], details=details))
+
+
+@contextmanager
+def _registry_errors() -> Iterator[None]:
+    """Registry refusals as HTTP errors: unknown version 404, nothing to roll back or a refused promotion 409."""
+    try:
+        yield
+    except UnknownVersionError as exc:
+        raise AdminError(404, str(exc)) from None
+    except (NothingToRollBackError, RegistryError) as exc:
+        raise AdminError(409, str(exc)) from None

@@ -1,0 +1,118 @@
+"""The database goes down and comes back, over HTTP, in cluster mode (registry, prediction log, API keys and Feast's
+online store all on one PostgreSQL): predictions keep answering from the loaded model and the online features read
+last, /health says degraded with the prediction-log rows pending, and afterwards every prediction made meanwhile
+is in `predictions` exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from aicash.db.engine import make_engine
+from aicash.db.models import Prediction
+from aicash.serving.keys import create_key
+from aicash.serving.schemas import EXAMPLE_INPUT
+from aicash.settings import Settings
+from tests.bentos.conftest import REPO, _prepare, free_port
+
+_SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} within {seconds:.0f} s"
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.timeout(360)
+def test_database_down_and_back(stoppable_postgres, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k not in _SETTINGS_ENV} | {
+        "AICASH_HOME": str(home), "BENTOML_HOME": str(home / "bentoml"), "FEAST_USAGE": "False",
+        "DATABASE_URL": stoppable_postgres.url, "REGISTRY_RELOAD_SECONDS": "1", "PREDICTION_CACHE_TTL_SECONDS": "0",
+        "RATE_LIMIT_PER_MINUTE": "100000",
+    }
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        _prepare(home)  # cluster mode: migrations, candles, Feast (PostgreSQL stores), two registered versions
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    engine = make_engine(stoppable_postgres.url)
+    key = create_key(engine, "frontend", actor="test")
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with (home / "serve.log").open("w") as log:
+        proc = subprocess.Popen(  # noqa: S603
+            [str(Path(sys.executable).parent / "aicash"), "serve", "--port", str(port)],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    client = httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=15)
+    sent: list[str] = []
+
+    def predict(tag: str) -> httpx.Response:
+        request_id = f"outage-{tag}-{len(sent)}"
+        sent.append(request_id)
+        return client.post("/predict", json=EXAMPLE_INPUT | {"request_id": request_id})
+
+    def health() -> dict:
+        return client.get("/health").json()
+
+    try:
+        _wait_for(lambda: proc.poll() is None and _ready(url), 120, "the service is ready")
+        for _ in range(5):  # the service reads the features and verifies the key while the database is up
+            assert predict("before").status_code == 200
+
+        stoppable_postgres.stop()
+        during = [predict("during") for _ in range(20)]
+        assert [r.status_code for r in during] == [200] * 20, during[-1].text
+        assert all(r.json()["signal"] in {"BUY", "SELL", "HOLD"} for r in during)
+        _wait_for(lambda: health()["status"] == "degraded", 20, "/health reports degraded")
+        state = health()
+        assert state["prediction_log"]["healthy"] is False
+        assert state["prediction_log"]["pending"] >= 20  # at least the answers made during the outage
+        assert state["models"], state  # the loaded models are kept
+
+        stoppable_postgres.start()
+        _wait_for(lambda: health()["status"] == "ok" and health()["prediction_log"]["pending"] == 0, 30,
+                  "the prediction log catches up once the database is back")
+        assert predict("after").status_code == 200
+        _wait_for(lambda: health()["prediction_log"]["pending"] == 0, 10, "the last prediction is written")
+
+        with engine.connect() as conn:
+            counts = dict(conn.execute(
+                select(Prediction.request_id, func.count()).where(Prediction.request_id.like("outage-%"))
+                .group_by(Prediction.request_id)
+            ).all())
+        assert counts == dict.fromkeys(sent, 1)  # every prediction, made before, during or after, exactly once
+    finally:
+        client.close()
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        engine.dispose()
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url + "/readyz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

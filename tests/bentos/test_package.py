@@ -1,0 +1,82 @@
+"""`aicash serve --build`: the production model goes into BentoML's store, `bentoml build` succeeds, and the Bento
+carries exactly the registry's artifacts (what the service falls back to when the registry is unreachable)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aicash.db.engine import make_engine
+from aicash.model_input import MODEL_NAME
+from aicash.registry import load_artifacts, store_for
+from aicash.settings import Settings, load_settings
+from tests.bentos.conftest import REPO, _prepare
+
+_SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_build_packages_the_production_model_into_the_bento(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k not in _SETTINGS_ENV} | {
+        "AICASH_HOME": str(home), "BENTOML_HOME": str(home / "bentoml"), "FEAST_USAGE": "False",
+    }
+    with _environment(env):
+        production, _canary = _prepare(home)
+    aicash = str(Path(sys.executable).parent / "aicash")
+
+    done = subprocess.run([aicash, "serve", "--build"], cwd=REPO, env=env, capture_output=True, text=True,  # noqa: S603
+                          timeout=540, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"packaged signal-lstm:{production}" in done.stdout
+
+    bento_dirs = [p for p in (home / "bentoml" / "bentos" / "aicash-signal").iterdir() if p.is_dir()]
+    assert len(bento_dirs) == 1
+    bento = bento_dirs[0]
+    manifest = yaml.safe_load((bento / "bento.yaml").read_text())
+    assert manifest["service"] == "bentos.service:SignalService"
+    assert [m["tag"] for m in manifest["models"]] == [f"signal-lstm:{production}"]
+    assert (bento / "src" / "bentos" / "service.py").is_file() and (bento / "src" / "features" / "repo.py").is_file()
+    assert any(p.name.startswith("aicash-0.1.0") for p in (bento / "env" / "python" / "wheels").iterdir())
+
+    # The model the Bento carries is byte for byte the registry's production artifacts.
+    fetched = subprocess.run(  # noqa: S603 - bentos.package in a process of its own (BENTOML_HOME is read at import)
+        [sys.executable, "-c", "import json; from bentos.package import bundled_model_dir as b; v, p = b(); "
+         "print(json.dumps([v, str(p)]))"],
+        cwd=REPO, env=env | {"PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120, check=True,
+    )
+    version, folder = json.loads(fetched.stdout.strip().splitlines()[-1])
+    assert version == production
+    engine = make_engine(f"sqlite:///{home / 'aicash.db'}")
+    with _environment(env):
+        artifacts = load_artifacts(engine, store_for(load_settings()), production, tmp_path / "fetched", MODEL_NAME)
+    engine.dispose()
+    registry_files = _digests(artifacts)
+    bundled_files = _digests(Path(folder))
+    assert registry_files and all(bundled_files.get(name) == digest for name, digest in registry_files.items())
+
+
+@contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

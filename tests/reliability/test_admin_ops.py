@@ -1,0 +1,102 @@
+"""`bentos.admin.AdminOps` without HTTP, on SQLite and PostgreSQL: KFP submission when KFP_HOST is set, a local
+run's success and failure, shutdown while a run is going, and reading a failing step's cause from its log."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import select
+
+from aicash.db.models import AuditLog, TrainingRun
+from aicash.settings import load_settings
+from bentos.admin import AdminError, AdminOps, PipelineFailedError, TrainRequest, failure_cause
+
+
+def runs(engine) -> list[tuple[str, str | None, dict]]:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(TrainingRun.status, TrainingRun.error, TrainingRun.params))]
+
+
+def actions(engine) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(AuditLog.actor, AuditLog.action).order_by(AuditLog.id))]
+
+
+def wait_idle(ops: AdminOps) -> None:
+    deadline = time.monotonic() + 10
+    while ops.status(1)["running_here"] is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_kfp_host_submits_to_kfp(engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("KFP_HOST", "http://127.0.0.1:8888")
+    calls = []
+
+    def submit(name: str, host: str, arguments: dict) -> str:
+        calls.append((name, host, arguments))
+        return "kfp-run-42"
+
+    ops = AdminOps(load_settings(), engine, submit_kfp=submit, run_local=lambda *a: pytest.fail("ran locally"))
+    answer = ops.train(TrainRequest(symbols=["EURUSD"], config={"max_epochs": 2}), actor="api:ops")
+    assert answer["status"] == "submitted" and answer["kfp_run_id"] == "kfp-run-42" and answer["mode"] == "kfp"
+    assert calls == [("lstm-training", "http://127.0.0.1:8888",
+                      {"symbols": ["EURUSD"], "timeframe": "1h", "config_json": '{"max_epochs": 2}'})]
+    [(status, _error, params)] = runs(engine)
+    assert status == "submitted" and params["kfp_run_id"] == "kfp-run-42"
+    assert ("api:ops", "training.submit") in actions(engine)
+
+
+def test_kfp_unreachable_is_502_and_records_nothing(engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("KFP_HOST", "http://127.0.0.1:9")
+
+    def submit(*_: object) -> str:
+        raise ConnectionError("connection refused")
+
+    ops = AdminOps(load_settings(), engine, submit_kfp=submit)
+    with pytest.raises(AdminError) as refused:
+        ops.train(TrainRequest(), actor="api:ops")
+    assert refused.value.status == 502 and "KFP_HOST=http://127.0.0.1:9" in refused.value.message
+    assert runs(engine) == []
+
+
+def test_local_run_success_and_failure_are_recorded(engine) -> None:  # type: ignore[no-untyped-def]
+    outcomes = iter([None, PipelineFailedError("pipeline lstm-training failed (exit code 1): ValueError: bad")])
+
+    def run_local(run_id: int, name: str, arguments: dict) -> None:
+        if (outcome := next(outcomes)) is not None:
+            raise outcome
+
+    ops = AdminOps(load_settings(), engine, run_local=run_local)
+    ops.train(TrainRequest(), actor="api:ops")
+    wait_idle(ops)
+    ops.train(TrainRequest(pipeline="signal-weights"), actor="api:ops")
+    wait_idle(ops)
+    assert [(s, e) for s, e, _ in runs(engine)] == [
+        ("succeeded", None), ("failed", "pipeline lstm-training failed (exit code 1): ValueError: bad")]
+    assert [a for _, a in actions(engine)] == ["training.submit", "training.submit", "training.failed"]
+
+
+def test_shutdown_records_a_running_run_as_failed(engine) -> None:  # type: ignore[no-untyped-def]
+    stuck = threading.Event()
+    ops = AdminOps(load_settings(), engine, run_local=lambda *a: stuck.wait(30))
+    ops.shutdown_wait_seconds = 0.1
+    ops.train(TrainRequest(), actor="api:ops")
+    with pytest.raises(AdminError) as busy:
+        ops.train(TrainRequest(), actor="api:ops")
+    assert busy.value.status == 409
+    ops.close()
+    stuck.set()
+    [(status, error, _)] = runs(engine)
+    assert status == "failed" and "shut down" in str(error)
+
+
+def test_failure_cause_skips_kfps_summary() -> None:
+    log = (
+        "\x1b[96mTask 'build-training-set'\x1b[0m\nTraceback (most recent call last):\n"
+        "    ValueError: no 1h candles for ['GBPUSD']: run `aicash data ingest` first\n"
+        "RuntimeError: Pipeline 'lstm-training' finished with status FAILURE. Inner task failed: 'build'.\n"
+    )
+    assert failure_cause(log) == "ValueError: no 1h candles for ['GBPUSD']: run `aicash data ingest` first"
+    assert failure_cause("nothing useful") == "no error line in the log"

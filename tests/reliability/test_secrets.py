@@ -1,0 +1,183 @@
+"""Keys and secrets: hashes only, constant-time comparison, immediate revocation on every replica, no key or
+secret in any log, output or table, and the per-replica rate-limit arithmetic of docs/security.md matching the
+HPA of both stacks."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+import yaml
+from sqlalchemy import MetaData, select
+
+from aicash.db.engine import make_engine
+from aicash.db.models import ApiKey
+from aicash.serving import keys as keys_module
+from aicash.serving.keys import KeyVerifier, create_key, revoke_key
+from aicash.serving.schemas import EXAMPLE_INPUT
+from aicash.settings import Settings
+from tests.reliability.conftest import AWS_SECRET, SMTP_PASSWORD
+from tests.reliability.harness import database_url
+
+REPO = Path(__file__).resolve().parents[2]
+AICASH = str(Path(sys.executable).parent / "aicash")
+
+
+def every_value(engine) -> str:  # type: ignore[no-untyped-def]
+    """Every cell of every table, as text."""
+    meta = MetaData()
+    meta.reflect(engine)
+    with engine.connect() as conn:
+        return "\n".join(repr(row) for table in meta.sorted_tables for row in conn.execute(select(table)))
+
+
+def test_only_a_hash_and_a_short_prefix_are_stored(engine) -> None:  # type: ignore[no-untyped-def]
+    key = create_key(engine, "frontend")
+    with engine.connect() as conn:
+        row = conn.execute(select(ApiKey.key_hash, ApiKey.prefix)).one()
+    assert row.key_hash == hashlib.sha256(key.encode()).hexdigest() and row.prefix == key[:10]
+    assert key not in every_value(engine) and key[10:20] not in every_value(engine)
+
+
+def test_the_stored_hash_is_compared_in_constant_time(engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    key = create_key(engine, "frontend")
+    calls, real = [], hmac.compare_digest
+
+    def spy(a: str, b: str) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(keys_module.hmac, "compare_digest", spy)
+    verifier = KeyVerifier(engine)
+    assert verifier.verify(key).name == "frontend"
+    assert calls == [(hashlib.sha256(key.encode()).hexdigest(),) * 2]
+    assert verifier.verify(key[:-1] + ("A" if key[-1] != "A" else "B")) is None
+
+
+def test_a_revoked_key_fails_at_once_on_every_replica(db_url: str, engine) -> None:  # type: ignore[no-untyped-def]
+    """Two replicas (two verifiers, each with its own engine and grace cache) on one database."""
+    key = create_key(engine, "frontend")
+    replicas = [KeyVerifier(make_engine(db_url)) for _ in range(2)]
+    assert all(r.verify(key) is not None for r in replicas)  # both have it in their grace cache now
+    revoke_key(engine, "frontend")
+    assert [r.verify(key) for r in replicas] == [None, None]
+    for replica in replicas:
+        replica.engine.dispose()
+
+
+def test_revocation_over_http_is_immediate(admin_service) -> None:  # type: ignore[no-untyped-def]
+    env = admin_service.env
+    created = subprocess.run([AICASH, "keys", "create", "short-lived"], capture_output=True, text=True, env=env,
+                             cwd=REPO, timeout=60)
+    key = re.search(r"aic_[A-Za-z0-9_-]{20,}", created.stdout).group(0)
+    headers = {"X-API-Key": key}
+    assert httpx.post(admin_service.url + "/predict", json=EXAMPLE_INPUT, headers=headers).status_code == 200
+    subprocess.run([AICASH, "keys", "revoke", "short-lived"], check=True, env=env, cwd=REPO, timeout=60,
+                   capture_output=True)
+    refused = httpx.post(admin_service.url + "/predict", json=EXAMPLE_INPUT, headers=headers)
+    assert refused.status_code == 401
+
+
+def forms(secret: str) -> set[str]:
+    """A secret as it could leak: raw, URL-encoded, and its longest half (a truncated print)."""
+    return {secret, quote(secret, safe=""), secret[: max(8, len(secret) // 2)]}
+
+
+def test_no_key_or_secret_in_logs_outputs_or_the_database(admin_service) -> None:  # type: ignore[no-untyped-def]
+    """Use every key (and a wrong one), run the read-only CLI commands, then scan the service log, their output
+    and every table of the database for the plain keys and the service's secret settings."""
+    wrong = "aic_" + "W" * 43
+    for key in [*admin_service.keys.values(), wrong]:
+        for path in ("/predict", "/training-status", "/models/rollback"):
+            httpx.post(admin_service.url + path, json=EXAMPLE_INPUT, headers={"X-API-Key": key}, timeout=30)
+        httpx.get(admin_service.url + "/weights", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    outputs = []
+    for command in (["keys", "list"], ["config", "show"], ["models", "list"], ["db", "current"]):
+        done = subprocess.run([AICASH, *command], capture_output=True, text=True, env=admin_service.env, cwd=REPO,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout + done.stderr)
+    engine = make_engine(database_url(admin_service.log_path.parent))
+    tables = every_value(engine)
+    engine.dispose()
+    places = {"service log": admin_service.log_text(), "CLI output": "\n".join(outputs), "database": tables}
+    assert "frontend" in tables and "admin.call" in tables  # the scan reads real content
+    for secret in [*admin_service.keys.values(), wrong, SMTP_PASSWORD, AWS_SECRET]:
+        for where, text in places.items():
+            leaked = [form for form in forms(secret) if form in text]
+            assert not leaked, f"{secret[:6]}... appears in the {where}"
+
+
+def test_config_show_masks_every_secret(tmp_path: Path) -> None:
+    password = "pg-Pa55/word+with@signs"
+    env = {k: v for k, v in os.environ.items() if k.upper() not in {n.upper() for n in Settings.model_fields}} | {
+        "AICASH_HOME": str(tmp_path), "DATABASE_URL": f"postgresql://aicash:{quote(password, safe='')}@db:5432/aicash",
+        "SMTP_PASSWORD": SMTP_PASSWORD, "AWS_ACCESS_KEY_ID": "AKIAEXAMPLEKEYID1234",
+        "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+    }
+    shown = subprocess.run([AICASH, "config", "show"], capture_output=True, text=True, env=env, cwd=tmp_path,
+                           timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    text = shown.stdout + shown.stderr
+    assert "DATABASE_URL" in text and "SMTP_PASSWORD" in text and "****" in text
+    for secret in (password, SMTP_PASSWORD, AWS_SECRET, "AKIAEXAMPLEKEYID"):
+        assert not [form for form in forms(secret) if form in text], secret
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """`aicash infra render` of both stacks, as the CI runs it (secrets are the renderer's stand-ins)."""
+    out = tmp_path_factory.mktemp("render")
+    for stack in ("dev", "prod"):
+        done = subprocess.run([AICASH, "infra", "render", "--stack", stack, "--out", str(out / stack)],
+                              capture_output=True, text=True, cwd=REPO, timeout=300)
+        assert done.returncode == 0, done.stderr
+    return {"dev": out / "dev", "prod": out / "prod"}
+
+
+def test_infra_render_never_shows_a_secret(rendered: dict[str, Path], tmp_path: Path) -> None:
+    from infra.render import placeholder, render
+
+    known = {"dbPassword": "db-Pa55/word+with@signs", "smtpPassword": SMTP_PASSWORD,
+             "minioPassword": "minio-sekret-2b8e41"}
+    render("prod", tmp_path / "prod", root=REPO, secrets=known)  # the same code with known values
+    render("dev", tmp_path / "dev", root=REPO, secrets=known)
+    texts = {f"{d.name}/{p.name}": p.read_text() for d in [*rendered.values(), tmp_path / "prod", tmp_path / "dev"]
+             for p in d.glob("*.yaml")}
+    assert any("kind: Secret" in t and "<redacted>" in t for t in texts.values())
+    secrets = [*known.values(), *(placeholder(k) for k in known)]
+    for name, text in texts.items():
+        for secret in secrets:
+            assert not [form for form in forms(secret) if form in text], f"{secret[:6]}... in {name}"
+
+
+def documented_limits() -> dict[str, tuple[int, int, int]]:
+    """docs/security.md's table: stack -> (maxReplicas, per-replica limit, a key's most per minute)."""
+    rows = re.findall(r"^\| (dev|prod) \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \|$",
+                      (REPO / "docs" / "security.md").read_text(), flags=re.MULTILINE)
+    return {stack: tuple(int(v.replace(",", "")) for v in values) for stack, *values in rows}  # type: ignore[misc]
+
+
+def test_rate_limit_arithmetic_matches_the_hpa(rendered: dict[str, Path]) -> None:
+    documented = documented_limits()
+    assert set(documented) == {"dev", "prod"}
+    for stack, folder in rendered.items():
+        objects = [yaml.safe_load(p.read_text()) for p in folder.glob("*.yaml")]
+        [hpa] = [o for o in objects if o["kind"] == "HorizontalPodAutoscaler"]
+        env_limits = {str(o.get("data", {}).get("RATE_LIMIT_PER_MINUTE")) for o in objects if o["kind"] == "ConfigMap"}
+        per_replica = Settings.model_fields["rate_limit_per_minute"].default
+        set_values = {int(v) for v in env_limits if v.isdigit()}
+        if set_values:
+            [per_replica] = set_values
+        max_replicas, limit, ceiling = documented[stack]
+        assert max_replicas == hpa["spec"]["maxReplicas"], f"{stack}: docs say {max_replicas}, the HPA says " \
+                                                            f"{hpa['spec']['maxReplicas']}"
+        assert limit == per_replica and ceiling == per_replica * hpa["spec"]["maxReplicas"]
