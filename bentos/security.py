@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from aicash.db.engine import session_scope
 from aicash.db.models import AuditLog
-from aicash.serving.keys import KeyVerifier, Principal
+from aicash.serving.keys import KeysUnavailableError, KeyVerifier, Principal
 from aicash.serving.ratelimit import RateLimiter
 
 Scope = MutableMapping[str, Any]
@@ -151,7 +151,12 @@ class SecurityMiddleware:
         principal = None
         refusal = self._check_headers(scope)
         if refusal is None:
-            principal = self.verifier.verify(presented_key(scope))
+            try:
+                principal = self.verifier.verify(presented_key(scope))
+            except KeysUnavailableError as exc:  # neither accepted nor refused: the caller should retry
+                REJECTED.labels("keys_unavailable").inc()
+                await send_json(send, 503, {"error": str(exc)}, {"Retry-After": "5"})
+                return
             refusal = self._check_principal(scope, principal)
         audited = self.audit is not None and principal is not None and scope["path"].startswith(ADMIN_PREFIXES)
         if refusal is not None:

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aicash.db.engine import engine_for
 from aicash.indicators import INDICATOR_COLUMNS, with_indicators
-from aicash.serving.runtime import LoadedModel, describe
+from aicash.serving.runtime import FeaturesUnavailableError, LoadedModel, describe
 from aicash.serving.schemas import EXAMPLE_INPUT, BatchRequest, IndicatorsRequest, Prediction, PredictRequest
 from aicash.settings import load_settings
 from aicash.training.artifacts import load_model
@@ -71,10 +71,10 @@ def _admin_error(exc: AdminError) -> JSONResponse:
     return JSONResponse({"error": exc.message}, status_code=exc.status)
 
 
-def _error(ctx: bentoml.Context, status: int, message: str) -> JSONResponse:
+def _error(ctx: bentoml.Context, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """A JSON error; BentoML takes an API's status from the context, so it is set there too."""
     ctx.response.status_code = status
-    return JSONResponse({"error": message}, status_code=status)
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 @bentoml.service(**service_config(SETTINGS))
@@ -90,13 +90,19 @@ class SignalService:
             self.runtime.models = [LoadedModel(version, "bundled", 100.0, load_model(folder))]
         self.admin = AdminOps(SETTINGS, engine_for(SETTINGS), after_change=self._reload_now)
         self.started = time.time()
-        # Warm up, then move everything alive now out of the collector's way (see FACTS: GC pauses).
+        # Warm up, then move everything alive now out of the collector's way (BentoML under load: GC pauses).
         gc.collect()
         gc.freeze()
 
     def __is_ready__(self) -> bool:
-        """Ready when a model is loaded; a database outage degrades the service but does not stop it."""
-        return bool(self.runtime.models)
+        """Ready when a model is loaded and the feature store has answered since start. A database outage after
+        that degrades the service (stale features, keys from the grace cache, the log queued) but keeps it ready;
+        a replica started during one stays out of the load balancer until the database answers."""
+        return bool(self.runtime.models) and self._features_reachable()
+
+    def _features_reachable(self) -> bool:
+        reachable = getattr(self.runtime.read_features, "reachable", None)
+        return True if reachable is None else bool(reachable())
 
     @bentoml.on_shutdown
     def flush_prediction_log(self) -> None:
@@ -146,6 +152,8 @@ class SignalService:
             requests = [requests[0].model_copy(update={"request_id": request_id or uuid.uuid4().hex})]
         try:
             answers = self.runtime.predict_many(requests)
+        except FeaturesUnavailableError as exc:  # an outage, not a bad request: retry
+            return _error(ctx, 503, str(exc), {"Retry-After": "5"})
         except LookupError as exc:  # unknown symbol, nothing materialized, or no model loaded
             return _error(ctx, 404 if self.runtime.models else 503, str(exc).strip("'\""))
         for answer in answers:
@@ -160,8 +168,14 @@ class SignalService:
         """Liveness plus what is degraded: no model, prediction log behind (database down)."""
         with LATENCY.labels("/health").time():
             plog = self.runtime.prediction_log
+            problems = [] if self.runtime.models else ["no model loaded"]
+            if not self._features_reachable():
+                problems.append("database and online feature store unreachable since start")
+            if plog is not None and not plog.healthy:
+                problems.append(f"prediction log behind: {plog.pending} rows queued (database unreachable)")
             return {
-                "status": "ok" if self.runtime.models and (plog is None or plog.healthy) else "degraded",
+                "status": "degraded" if problems else "ok",
+                "problems": problems,
                 "models": self.runtime.split(),
                 "prediction_log": None if plog is None else {"healthy": plog.healthy, "pending": plog.pending},
                 "uptime_seconds": round(time.time() - self.started, 1),

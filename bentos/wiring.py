@@ -1,5 +1,5 @@
 """Builds the service's parts from settings: the runtime over the registry, Feast and the database, and the
-BentoML service configuration (traffic, CORS, access log) tuned as measured in ../shared/FACTS.md."""
+BentoML service configuration (traffic, CORS, access log) tuned as measured on 2 cores (see the README)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.exc import OperationalError
 
 from aicash.db import migrate
 from aicash.db.engine import engine_for
@@ -91,14 +93,38 @@ class OnlineFeatureReader:
     """Reads the online store through `features.online.online_features` (Feast).
 
     A series' features change once per bar, when materialized; each series is read at most every
-    `max_age_seconds`, which takes the store's round trip (~0.3-0.5 ms of CPU) off most requests.
+    `max_age_seconds`, which takes the store's round trip (~0.3-0.5 ms of CPU) off most requests. The Feast store
+    is opened on first use, so a service started while the database is down comes up and opens it once the
+    database answers.
     """
 
     def __init__(self, settings: Settings, max_age_seconds: float = 1.0) -> None:
-        from features.store import get_store
-
-        self.store = get_store(settings)
+        self.settings = settings
+        self.engine = engine_for(settings)
+        self._store: Any = None
+        self.connected = False  # the store and its database answered at least once since start
         self.recent: TTLCache[FeatureSnapshot] = TTLCache(max_age_seconds)
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from features.store import get_store
+
+            self._store = get_store(self.settings)
+        return self._store
+
+    def reachable(self) -> bool:
+        """Whether the store has answered since start; if not yet, try now (open it and ping its database)."""
+        if not self.connected:
+            try:
+                _ = self.store
+                with self.engine.connect() as conn:
+                    conn.exec_driver_sql("SELECT 1")
+            except Exception as exc:  # the database is down: stay not ready, try again at the next probe
+                log.warning("online feature store not reachable yet: %s", type(exc).__name__)
+                return False
+            self.connected = True
+        return True
 
     def __call__(self, symbol: str, timeframe: str) -> FeatureSnapshot:
         from features.online import NoOnlineFeaturesError, online_features
@@ -110,6 +136,7 @@ class OnlineFeatureReader:
             found = online_features(self.store, symbol, timeframe)
         except NoOnlineFeaturesError as exc:
             raise UnknownSymbolError(str(exc)) from None
+        self.connected = True
         snapshot = FeatureSnapshot(indicators=found.indicators, window=found.window)
         self.recent.put(key, snapshot)
         return snapshot
@@ -117,7 +144,10 @@ class OnlineFeatureReader:
 
 def build_runtime(settings: Settings) -> SignalRuntime:
     engine = engine_for(settings)
-    migrate.ensure_schema(engine, auto_upgrade=settings.mode == "local")
+    try:
+        migrate.ensure_schema(engine, auto_upgrade=settings.mode == "local")
+    except OperationalError as exc:  # down at start: serve what can be served, pick the rest up when it is back
+        log.warning("database unreachable at start (%s); the service starts degraded", type(exc).__name__)
 
     def weights() -> Mapping[str, float]:
         return current_weights(engine)

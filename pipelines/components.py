@@ -88,13 +88,13 @@ def make_components(image: str) -> SimpleNamespace:
 
     @component
     def save_weights(result_json: str) -> str:
-        """Write the weights as a new version in signal_weights when they beat the weights in force."""
+        """Write the weights as a new version in signal_weights when they beat the weights in force; the output
+        says which version was saved, or why nothing was (both out-of-sample figures)."""
         import json
 
         from pipelines.steps import save_weights_if_better
 
-        version = save_weights_if_better(json.loads(result_json))
-        return "not saved: no out-of-sample improvement" if version is None else f"saved version {version}"
+        return save_weights_if_better(json.loads(result_json))
 
     return SimpleNamespace(**{c.name.replace("-", "_"): c for c in (
         materialize_features, build_training_set, train, evaluate, gate, register, optimize_weights, save_weights

@@ -130,11 +130,18 @@ def optimize_weights(symbols: list[str], timeframe: str, source: str, log: Log =
     return result.to_dict()
 
 
-def save_weights_if_better(result: dict[str, Any], actor: str = "pipeline") -> int | None:
-    """Write the weights as a new version when they beat the weights in force out of sample."""
-    from aicash.signals.weights import WeightsResult, save_weights
+def save_weights_if_better(result: dict[str, Any], actor: str = "pipeline", log: Log = print) -> str:
+    """Write the weights as a new version when they beat the weights in force out of sample. Returns what
+    happened: `saved version N`, or `not saved: ...` with both out-of-sample figures (the refusal's reason)."""
+    from aicash.signals.weights import WeightsNotImprovedError, WeightsResult, save_weights
 
     weights = WeightsResult.from_dict(result)
-    if not weights.improves:
-        return None
-    return save_weights(_engine(load_settings()), weights, actor=actor)
+    try:
+        version = save_weights(_engine(load_settings()), weights, actor=actor)
+    except WeightsNotImprovedError as exc:
+        outcome = f"not saved: {exc}"
+    else:
+        outcome = (f"saved version {version}: out-of-sample {weights.objective} {weights.oos_score:.4f} beats "
+                   f"{weights.baseline_oos_score:.4f}")
+    log(f"{weights.source}: {outcome}")
+    return outcome

@@ -1,7 +1,9 @@
 """The database goes down and comes back, over HTTP, in cluster mode (registry, prediction log, API keys and Feast's
 online store all on one PostgreSQL): predictions keep answering from the loaded model and the online features read
 last, /health says degraded with the prediction-log rows pending, and afterwards every prediction made meanwhile
-is in `predictions` exactly once."""
+is in `predictions` exactly once. And a service started while the database is down comes up on the model its Bento
+carries, stays out of the load balancer (/readyz 503) and answers 503 with Retry-After until the database answers,
+then serves the registry's split without a restart."""
 
 from __future__ import annotations
 
@@ -114,5 +116,76 @@ def test_database_down_and_back(stoppable_postgres, tmp_path: Path) -> None:  # 
 def _ready(url: str) -> bool:
     try:
         return httpx.get(url + "/readyz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.timeout(360)
+def test_service_started_while_the_database_is_down(stoppable_postgres, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k not in _SETTINGS_ENV} | {
+        "AICASH_HOME": str(home), "BENTOML_HOME": str(home / "bentoml"), "FEAST_USAGE": "False",
+        "DATABASE_URL": stoppable_postgres.url, "REGISTRY_RELOAD_SECONDS": "1", "RATE_LIMIT_PER_MINUTE": "100000",
+    }
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        production, canary = _prepare(home)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    subprocess.run(  # noqa: S603 - what `aicash serve --build` does first: the Bento's copy of the model
+        [sys.executable, "-c", "from aicash.settings import load_settings; from bentos.package import export_model; "
+         "export_model(load_settings())"], cwd=REPO, env=env | {"PYTHONPATH": str(REPO)}, check=True, timeout=120)
+    engine = make_engine(stoppable_postgres.url)
+    key = create_key(engine, "frontend", actor="test")
+    stoppable_postgres.stop()
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with (home / "serve.log").open("w") as log:
+        proc = subprocess.Popen(  # noqa: S603
+            [str(Path(sys.executable).parent / "aicash"), "serve", "--port", str(port)],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    client = httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=15)
+    try:
+        _wait_for(lambda: proc.poll() is None and _live(url), 120, "the service is alive")
+        assert httpx.get(url + "/readyz", timeout=5).status_code == 503  # kept out of the load balancer
+        health = client.get("/health").json()
+        assert health["status"] == "degraded" and any("unreachable" in p for p in health["problems"]), health
+        assert health["models"] == [[production, 100.0]], health  # the Bento's copy of the production model
+        refused = client.post("/predict", json=EXAMPLE_INPUT | {"request_id": "start-during"})
+        assert refused.status_code == 503 and refused.headers["Retry-After"], refused.text
+        assert "database is unreachable" in refused.json()["error"], refused.text
+
+        stoppable_postgres.start()
+        _wait_for(lambda: _ready(url), 60, "ready once the database answers")
+        answer = client.post("/predict", json=EXAMPLE_INPUT | {"request_id": "start-after"})
+        assert answer.status_code == 200, answer.text
+        _wait_for(lambda: client.get("/health").json()["models"] == [[canary, 30.0], [production, 70.0]], 30,
+                  "the registry's split replaces the bundled model")
+        assert client.get("/health").json()["status"] == "ok"
+        _wait_for(lambda: client.get("/health").json()["prediction_log"]["pending"] == 0, 10, "the log is written")
+        with engine.connect() as conn:
+            logged = conn.execute(select(Prediction.request_id).where(Prediction.request_id.like("start-%"))).all()
+        assert [r for (r,) in logged] == ["start-after"]  # the refused request was never predicted
+    finally:
+        client.close()
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        engine.dispose()
+
+
+def _live(url: str) -> bool:
+    try:
+        return httpx.get(url + "/livez", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from aicash.db.models import AuditLog, DriftReport
-from aicash.monitoring.drift_job import DriftJobInputError, run_drift_job
+from aicash.monitoring.drift_job import DriftJobInputError, run_drift_job, summary_html
 from aicash.settings import load_settings
 from tests.monitoring.conftest import indicator_frame, log_predictions
 
@@ -44,7 +44,8 @@ def test_shifted_data_is_detected_and_mailed(cli, engine, production, mail_env) 
     summary = message.get_body(("html",)).get_content()
     for column in SHIFTED:
         assert column in summary
-    assert "Drifted features (score): " in summary and "ema_12 (" not in summary.split("Drifted features")[1][:400]
+    drifted_line = summary.split("Drifted features (score; mean shift over the whole window")[1].split("</li>")[0]
+    assert "ema_12 (" not in drifted_line and "rsi_value (" in drifted_line
     name, content = _attachment(message)
     assert name.endswith(".html.gz")
     html = gzip.decompress(content).decode()
@@ -58,6 +59,10 @@ def test_shifted_data_is_detected_and_mailed(cli, engine, production, mail_env) 
     assert (folder / "report.html").read_text() == html
     summary_json = json.loads((folder / "summary.json").read_text())
     assert sorted(summary_json["drifted_features"]) == sorted(SHIFTED)
+    shifts = {f["column"]: f["mean_shift"] for f in summary_json["features"]}  # "by how much", in reference sd
+    assert all(shifts[c] == pytest.approx(2.0, abs=0.15) for c in SHIFTED)
+    assert shifts["ema_12"] == pytest.approx(0.0, abs=0.15)
+    assert "mean shift +2." in message.get_body(("plain",)).get_content()
     assert json.loads((folder / "snapshot.json").read_text())["metrics"]
 
 
@@ -110,16 +115,19 @@ def test_unreachable_smtp_exits_1_and_keeps_the_report(cli, engine, production, 
 
 
 def test_retrain_submits_the_training_pipeline_on_drift(engine, production, mail_env) -> None:  # type: ignore[no-untyped-def]
+    """The drift job's side of retraining, with a submitter of the test's own (test_retrain.py runs the real ones)."""
     submitted: list[tuple[str, dict]] = []
 
-    def submit(name: str, arguments: dict) -> str:
+    def submit(_engine, name: str, arguments: dict) -> str:  # type: ignore[no-untyped-def]
         submitted.append((name, arguments))
         return "run-42"
 
     log_predictions(engine, indicator_frame(800, seed=7, shift=SHIFTED), version=production)
     run = run_drift_job(engine, load_settings(), timedelta(hours=24), retrain=True, submit=submit)
 
-    assert submitted == [("lstm-training", {"symbols": ["EURUSD"], "timeframe": "1h"})]
+    [(name, arguments)] = submitted
+    assert name == "lstm-training" and arguments.pop("config_json")
+    assert arguments == {"symbols": ["EURUSD"], "timeframe": "1h"}
     assert run.retrain_run == "run-42"
     assert "Retraining submitted: run <code>run-42</code>" in mail_env.messages[0].get_body(("html",)).get_content()
     with engine.connect() as conn:
@@ -131,12 +139,12 @@ def test_retrain_submits_the_training_pipeline_on_drift(engine, production, mail
 def test_no_retraining_without_drift(engine, production, mail_env) -> None:  # type: ignore[no-untyped-def]
     log_predictions(engine, indicator_frame(800, seed=8), version=production)
     run = run_drift_job(engine, load_settings(), timedelta(hours=24), retrain=True,
-                        submit=lambda name, arguments: pytest.fail("submitted without drift"))
+                        submit=lambda engine, name, arguments: pytest.fail("submitted without drift"))
     assert run.retrain_run is None and not run.result.detected
 
 
 def test_a_failing_submission_is_reported_and_the_mail_still_goes(cli, engine, production, mail_env) -> None:  # type: ignore[no-untyped-def]
-    def submit(name: str, arguments: dict) -> str:
+    def submit(_engine, name: str, arguments: dict) -> str:  # type: ignore[no-untyped-def]
         raise ConnectionError("KFP API unreachable")
 
     log_predictions(engine, indicator_frame(800, seed=9, shift=SHIFTED), version=production)
@@ -215,3 +223,17 @@ def test_retrain_flag_wires_the_pipeline_runner_and_waits_for_drift(cli, engine,
     assert result.exit_code == 0, result.output
     assert "no drift" in result.stdout and "retraining" not in result.stdout
 
+
+
+def test_a_window_larger_than_the_sample_is_read_whole(engine, production) -> None:  # type: ignore[no-untyped-def]
+    """Evidently compares a sample; the counts and mean shifts in the summary cover every logged prediction."""
+    log_predictions(engine, indicator_frame(1200, seed=15, shift={"rsi_value": 1.0}), version=production,
+                    signals=["BUY"] * 700 + ["SELL"] * 500)
+    run = run_drift_job(engine, load_settings(), timedelta(hours=24), max_current_rows=300)
+    r = run.result
+    assert (r.current_rows, r.compared_rows, r.current_signals) == (1200, 300, {"BUY": 700, "SELL": 500})
+    whole = indicator_frame(1200, seed=15, shift={"rsi_value": 1.0})["rsi_value"].mean()
+    reference = indicator_frame(2000, seed=1)["rsi_value"]
+    rsi = next(c for c in r.features if c.column == "rsi_value")
+    assert rsi.mean_shift == pytest.approx((whole - reference.mean()) / reference.std())
+    assert "1,200 logged predictions (all read; Evidently compared a uniform sample of 300)" in summary_html(run, None)

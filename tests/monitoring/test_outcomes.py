@@ -128,3 +128,39 @@ def test_outcomes_without_data_says_so(cli, engine) -> None:  # type: ignore[no-
     result = cli("monitor", "outcomes")
     assert result.exit_code == 0 and "no live metrics in the last 7 days" in result.stdout
     assert cli("monitor", "outcomes", "--days", "0").exit_code == 2
+
+
+def test_daily_figures_are_stored_shown_and_exported_per_version_and_day(cli, engine, production, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Per day: stored in live_metrics, printed by `outcomes`, exported as aicash_live_daily_*{model_version,day};
+    the rolling aicash_live_accuracy pools the 7 days."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from aicash.monitoring import status as st
+    from aicash.monitoring.outcomes import recompute_live_metrics
+    from tests.monitoring.conftest import log_outcomes
+
+    day1 = (datetime.now(UTC) - timedelta(days=3)).replace(hour=10, minute=0, second=0, microsecond=0)
+    day2 = day1 + timedelta(days=1)
+    log_outcomes(engine, production, correct=3, wrong=1, start=day1)  # 3 of 4 right, 3 of 4 trades won
+    log_outcomes(engine, production, correct=1, wrong=3, wins=0, start=day2)  # 1 of 4 right, no trade won
+    recompute_live_metrics(engine, [(production, day1.date()), (production, day2.date())])
+
+    with engine.connect() as conn:
+        stored = {r.day: (r.accuracy, r.win_rate) for r in conn.execute(select(LiveMetrics)).all()}
+    assert stored == {day1.date(): (0.75, 0.75), day2.date(): (0.25, 0.0)}
+
+    shown = cli("monitor", "outcomes", "--days", "7")
+    assert shown.exit_code == 0, shown.output
+    lines = {line.split()[1]: line for line in shown.stdout.splitlines() if production in line and "│" in line}
+    assert "0.750" in lines[str(day1.date())] and "0.250" in lines[str(day2.date())]
+
+    textfile = tmp_path / "aicash.prom"
+    assert cli("monitor", "metrics", "--textfile", str(textfile)).exit_code == 0
+    families = {f.name: f for f in text_string_to_metric_families(textfile.read_text())}
+    daily = {(s.labels["day"], s.name): s.value for name in (st.DAILY_ACCURACY, st.DAILY_WIN_RATE, st.DAILY_DECISIONS)
+             for s in families[name].samples if s.labels["model_version"] == production}
+    d1, d2 = str(day1.date()), str(day2.date())
+    assert daily == {(d1, st.DAILY_ACCURACY): 0.75, (d2, st.DAILY_ACCURACY): 0.25, (d1, st.DAILY_WIN_RATE): 0.75,
+                     (d2, st.DAILY_WIN_RATE): 0.0, (d1, st.DAILY_DECISIONS): 4, (d2, st.DAILY_DECISIONS): 4}
+    assert families[st.LIVE_ACCURACY].samples[0].value == pytest.approx(0.5)  # rolling: 4 right of 8
+    assert families[st.LIVE_WIN_RATE].samples[0].value == pytest.approx(3 / 8)

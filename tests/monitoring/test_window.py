@@ -44,17 +44,33 @@ def test_load_predictions_reads_features_and_answers(engine) -> None:  # type: i
     assert load_predictions(engine, Window.last(timedelta(minutes=1), now - timedelta(hours=3))).empty
 
 
-def test_sample_reads_a_seeded_subset_and_counts_the_whole_window(engine) -> None:  # type: ignore[no-untyped-def]
-    from aicash.monitoring.window import sample_predictions
-
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # JSONB refuses NaN: no such row on PostgreSQL
+def test_a_row_whose_json_holds_nan_is_read_not_fatal(engine) -> None:  # type: ignore[no-untyped-def]
+    """Python's json writes NaN, which SQLite's JSON functions (before 3.42) reject as malformed."""
     now = datetime.now(UTC)
-    log_predictions(engine, indicator_frame(50, seed=1), version="v1", signals=["BUY"] * 30 + ["SELL"] * 20, at=now)
-    window = Window.last(timedelta(hours=1), now + timedelta(seconds=1))
+    log_predictions(engine, indicator_frame(3, seed=1), version="v1", at=now)
+    log_predictions(engine, indicator_frame(1, seed=2).assign(rsi_value=float("nan")), version="v1", at=now)
 
-    sample = sample_predictions(engine, window, max_rows=20)
+    frame = load_predictions(engine, Window.last(timedelta(hours=1), now + timedelta(seconds=1)))
 
-    assert sample.total == 50 and sample.signals == {("v1", "BUY"): 30, ("v1", "SELL"): 20}
-    assert len(sample.frame) == 20 and sample.frame["id"].is_unique
-    assert sample.frame[list(INDICATOR_COLUMNS)].notna().all().all()
-    assert sample_predictions(engine, window, max_rows=20).frame["id"].tolist() == sample.frame["id"].tolist()
-    assert len(sample_predictions(engine, window, max_rows=100).frame) == 50
+    assert len(frame) == 4
+    assert frame[list(INDICATOR_COLUMNS)].notna().all(axis=1).tolist() == [True, True, True, False]
+
+
+def test_the_drift_sample_is_seeded_and_the_figures_cover_the_window() -> None:
+    """Evidently gets a seeded uniform sample of a large window; the counts and mean shifts cover every row."""
+    from aicash.monitoring.drift import mean_shifts, prepare_frames
+
+    reference = indicator_frame(2000, seed=1)
+    current = indicator_frame(5000, seed=2, shift={"rsi_value": 2.0}).assign(
+        model_version="v1", signal=["BUY"] * 3000 + ["SELL"] * 2000)
+    shares = {"SELL": 0.3, "HOLD": 0.4, "BUY": 0.3}
+
+    ref, cur = prepare_frames(reference, current, shares, "v1", max_current_rows=300)
+    again = prepare_frames(reference, current, shares, "v1", max_current_rows=300)[1]
+
+    assert len(ref) == 2000 and len(cur) == 300 and cur.equals(again)
+    assert list(cur.columns) == [*INDICATOR_COLUMNS, "signal"]
+    assert len(prepare_frames(reference, current, shares, "v1", max_current_rows=5000)[1]) == 5000
+    shifts = mean_shifts(reference, current)
+    assert shifts["rsi_value"] == pytest.approx(2.0, abs=0.1) and shifts["ema_12"] == pytest.approx(0.0, abs=0.1)

@@ -1,4 +1,5 @@
-"""Compiled IR of every pipeline, and the arguments `aicash pipeline submit/schedule` hand to kfp.Client.
+"""Compiled IR of every pipeline, the arguments `aicash pipeline submit/schedule` hand to kfp.Client, and the
+`training_runs` row each records (the training-failure alert and `GET /training-status` read that table).
 
 No KFP server runs here: the client is replaced by a recorder of its calls (the only stand-in in this suite,
 for a part that cannot run on this machine).
@@ -12,7 +13,9 @@ from types import SimpleNamespace
 import pytest
 import yaml
 from kfp import components
+from sqlalchemy import Engine, select
 
+from aicash.db.models import TrainingRun
 from pipelines import runner
 
 
@@ -88,7 +91,14 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> list[RecordingClient]:
     return made
 
 
-def test_submit_and_schedule_cli(cli, recorder) -> None:  # type: ignore[no-untyped-def]
+def recorded_runs(engine: Engine) -> list[tuple[str, str, dict]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(TrainingRun.pipeline, TrainingRun.status, TrainingRun.params)
+                            .order_by(TrainingRun.id)).all()
+    return [tuple(r) for r in rows]
+
+
+def test_submit_and_schedule_cli(cli, recorder, engine) -> None:  # type: ignore[no-untyped-def]
     result = cli("pipeline", "submit", "lstm-training", "--host", "http://kfp.example:8888", "--symbol", "eurusd",
                  "--config", '{"max_epochs": 3}', "--image", "reg/aicash-platform:9")
     assert result.exit_code == 0, result.output
@@ -108,6 +118,44 @@ def test_submit_and_schedule_cli(cli, recorder) -> None:  # type: ignore[no-unty
     assert kwargs["cron_expression"] == "0 0 3 * * *" and kwargs["experiment_id"] == "exp-1"
     assert kwargs["params"] == {"symbols": ["EURUSD"], "timeframe": "1h"}
 
+    assert recorded_runs(engine) == [
+        ("lstm-training", "submitted", {"symbols": ["EURUSD"], "timeframe": "1h", "config_json": '{"max_epochs": 3}',
+                                        "kfp_run_id": "run-123", "kfp_host": "http://kfp.example:8888"}),
+        ("signal-weights", "scheduled", {"symbols": ["EURUSD"], "timeframe": "1h", "kfp_recurring_run_id": "job-7",
+                                         "kfp_host": "http://kfp:8888", "cron": "0 0 3 * * *"}),
+    ]
+    assert "(training run 2)" in " ".join(result.stdout.split())
+
+
+def test_use_trades_reaches_the_signal_weights_pipeline(cli, recorder, engine) -> None:  # type: ignore[no-untyped-def]
+    result = cli("pipeline", "submit", "signal-weights", "--host", "http://kfp:8888", "--symbol", "gbpusd",
+                 "--use-trades")
+    assert result.exit_code == 0, result.output
+    kind, spec, kwargs = recorder[0].calls[0]
+    assert kind == "run" and spec["pipelineInfo"]["name"] == "signal-weights"
+    assert kwargs["arguments"] == {"symbols": ["GBPUSD"], "timeframe": "1h", "use_trades": True}
+    assert spec["root"]["inputDefinitions"]["parameters"]["use_trades"]["parameterType"] == "BOOLEAN"
+
+    result = cli("pipeline", "schedule", "signal-weights", "--cron", "0 0 4 * * 1", "--host", "http://kfp:8888",
+                 "--use-trades")
+    assert result.exit_code == 0, result.output
+    assert recorder[1].calls[1][2]["params"] == {"symbols": ["EURUSD"], "timeframe": "1h", "use_trades": True}
+    assert [(p, s, params["use_trades"]) for p, s, params in recorded_runs(engine)] == [
+        ("signal-weights", "submitted", True), ("signal-weights", "scheduled", True)]
+
+
+class RefusingClient(RecordingClient):
+    def create_run_from_pipeline_package(self, pipeline_file: str, **kwargs):  # type: ignore[no-untyped-def]
+        raise ConnectionError("[Errno 111] Connection refused")
+
+
+def test_a_refused_submission_exits_1_and_records_nothing(cli, engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(runner, "client", RefusingClient)
+    result = cli("pipeline", "submit", "lstm-training", "--host", "http://kfp:8888")
+    assert result.exit_code == 1
+    assert "KFP at http://kfp:8888 refused or did not answer: ConnectionError" in result.stderr
+    assert recorded_runs(engine) == []
+
 
 @pytest.mark.parametrize(
     ("args", "message"),
@@ -117,12 +165,15 @@ def test_submit_and_schedule_cli(cli, recorder) -> None:  # type: ignore[no-unty
         (["submit", "lstm-training", "--host", "http://h", "--config", '{"max_epochs": -1}'], "--config"),
         (["schedule", "lstm-training", "--host", "http://h", "--cron", "daily"], "--cron"),
         (["run", "nope"], "unknown pipeline"),
+        (["submit", "lstm-training", "--host", "http://h", "--use-trades"], "--use-trades applies to"),
+        (["run", "lstm-training", "--use-trades"], "--use-trades applies to"),
     ],
 )
-def test_bad_input_exits_2(cli, recorder, args, message) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_exits_2(cli, recorder, engine, args, message) -> None:  # type: ignore[no-untyped-def]
     result = cli("pipeline", *args)
     assert result.exit_code == 2 and message in result.stderr
     assert all(not c.calls for c in recorder)
+    assert recorded_runs(engine) == []
 
 
 def test_compile_cli_writes_pipelines_compiled(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]

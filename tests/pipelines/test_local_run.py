@@ -1,4 +1,5 @@
-"""`aicash pipeline run` end to end with KFP's local runner: real EURUSD candles and synthetic candles."""
+"""`aicash pipeline run` end to end with KFP's local runner: lstm-training on real EURUSD candles and synthetic
+candles; signal-weights on candles with a planted signal, with and without imported trades."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from typer.testing import CliRunner
 
 from aicash.cli.main import app
 from aicash.db.engine import make_engine
-from aicash.db.models import MLModel, TrainingRun
+from aicash.db.models import AuditLog, MLModel, SignalWeights, TrainingRun
 from aicash.settings import Settings
+from aicash.signals.optimize import optimize_from_backtest
+from tests.signals.conftest import mean_reverting_candles, rsi_driven_trades
 
 SMALL = json.dumps({"max_epochs": 2, "n_folds": 2, "hidden_size": 16, "patience": 1})
 
@@ -66,3 +69,89 @@ def test_failed_pipeline_is_recorded(local_env: Path) -> None:
         runs = conn.execute(select(TrainingRun.status, TrainingRun.error)).all()
         assert conn.execute(select(MLModel.id)).first() is None
     assert runs[0][0] == "failed" and runs[0][1]
+
+
+def ingest_planted_candles(folder: Path) -> None:
+    """1,500 mean-reverting hourly bars of SYNA: the contrarian components predict the next bar, so fitted weights
+    beat the default equal weights out of sample (tests/signals proves it on the functions)."""
+    path = folder / "syna.csv"
+    candles = mean_reverting_candles(1500, seed=1, symbol="SYNA").rename(columns={"ts": "timestamp"})
+    candles[["timestamp", "open", "high", "low", "close", "volume"]].to_csv(path, index=False)
+    result = aicash("data", "ingest", str(path), "--symbol", "SYNA")
+    assert result.exit_code == 0, result.output
+
+
+def weights_rows(home: Path) -> list[tuple[int, str, dict, dict]]:
+    engine = make_engine(f"sqlite:///{home / 'aicash.db'}")
+    with engine.connect() as conn:
+        rows = conn.execute(select(SignalWeights.version, SignalWeights.source, SignalWeights.weights,
+                                   SignalWeights.metrics).order_by(SignalWeights.version)).all()
+    engine.dispose()
+    return [tuple(r) for r in rows]
+
+
+def save_outputs(home: Path) -> dict[str, str]:
+    """What each save-weights task of the latest signal-weights run reported (its KFP output parameter)."""
+    run = sorted((home / "kfp").glob("signal-weights-*"))[-1]
+    return {task.name: json.loads((task / "executor_output.json").read_text())["parameterValues"]["Output"]
+            for task in sorted(run.glob("save-weights*"))}
+
+
+@pytest.mark.slow
+def test_signal_weights_pipeline_saves_a_better_version_and_refuses_the_same_again(local_env: Path) -> None:
+    ingest_planted_candles(local_env.parent)
+    engine = make_engine(f"sqlite:///{local_env / 'aicash.db'}")
+    expected = optimize_from_backtest(engine, ["SYNA"], "1h")  # what the pipeline's backtest step must find
+    engine.dispose()
+    assert expected.improves and expected.baseline_version is None
+
+    result = aicash("pipeline", "run", "signal-weights", "--symbol", "SYNA")
+    assert result.exit_code == 0, result.output + result.stderr
+    [(version, source, weights, metrics)] = weights_rows(local_env)
+    assert (version, source) == (1, "backtest") and weights == expected.weights
+    assert metrics["oos_score"] == pytest.approx(expected.oos_score)
+    assert metrics["oos_score"] > metrics["baseline_oos_score"]
+    assert metrics["baseline_version"] is None and metrics["symbols"] == ["SYNA"]
+    assert list(save_outputs(local_env)) == ["save-weights"]  # no trades branch without --use-trades
+    assert save_outputs(local_env)["save-weights"].startswith("saved version 1: out-of-sample sharpe")
+
+    # The same candles again: the same fit ties with version 1 out of sample, so nothing is written and the
+    # step says why, with both figures.
+    result = aicash("pipeline", "run", "signal-weights", "--symbol", "SYNA")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert [r[0] for r in weights_rows(local_env)] == [1]
+    refusal = save_outputs(local_env)["save-weights"]
+    assert refusal.startswith("not saved: out-of-sample sharpe") and "(version 1: " in refusal
+    engine = make_engine(f"sqlite:///{local_env / 'aicash.db'}")
+    with engine.connect() as conn:
+        runs = conn.execute(select(TrainingRun.pipeline, TrainingRun.status, TrainingRun.params)).all()
+        saves = conn.execute(select(AuditLog.target).where(AuditLog.action == "weights.save")).scalars().all()
+    engine.dispose()
+    assert [(r.pipeline, r.status) for r in runs] == [("signal-weights", "succeeded")] * 2
+    assert runs[0].params == {"symbols": ["SYNA"], "timeframe": "1h"} and saves == ["signal_weights:1"]
+
+
+@pytest.mark.slow
+def test_signal_weights_use_trades_fits_the_imported_trades(local_env: Path) -> None:
+    """`--use-trades`: after the backtest fit, a fit on the trades imported by `aicash db import-trades` (their
+    outcome follows the RSI vote), compared with the version the backtest step just saved."""
+    ingest_planted_candles(local_env.parent)
+    trades = local_env.parent / "trades.csv"
+    rsi_driven_trades(300, seed=6).to_csv(trades, index=False)
+    assert aicash("db", "import-trades", str(trades)).exit_code == 0
+
+    result = aicash("pipeline", "run", "signal-weights", "--symbol", "SYNA", "--use-trades")
+    assert result.exit_code == 0, result.output + result.stderr
+    rows = weights_rows(local_env)
+    assert [(v, s) for v, s, _, _ in rows] == [(1, "backtest"), (2, "trades")]
+    _, _, weights, metrics = rows[1]
+    assert metrics["objective"] == "auc" and metrics["baseline_version"] == 1
+    assert metrics["oos_score"] > metrics["baseline_oos_score"]
+    assert metrics["out_of_sample"]["optimized"]["trades"] >= 90
+    assert max(weights, key=lambda c: abs(weights[c])) == "rsi" and weights["rsi"] > 0
+    assert save_outputs(local_env)["save-weights-2"].startswith("saved version 2: out-of-sample auc")
+    engine = make_engine(f"sqlite:///{local_env / 'aicash.db'}")
+    with engine.connect() as conn:
+        params = conn.execute(select(TrainingRun.params)).scalar_one()
+    engine.dispose()
+    assert params == {"symbols": ["SYNA"], "timeframe": "1h", "use_trades": True}

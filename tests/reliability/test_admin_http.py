@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -170,3 +173,13 @@ def test_train_returns_at_once_and_a_failed_run_is_recorded(admin_service) -> No
     assert [(e.actor, e.details["run_id"]) for e in submitted] == [("api:ops", run_id)]
     failed = audit(admin_service, since, action="training.failed")
     assert [e.details["run_id"] for e in failed] == [run_id] and "GBPUSD" in failed[0].details["error"]
+
+    # The alert fires on it: `aicash monitor check` against the service's database and its /metrics.
+    check = subprocess.run(  # noqa: S603
+        [str(Path(sys.executable).parent / "aicash"), "monitor", "check", "--metrics-url",
+         admin_service.url + "/metrics"], env=admin_service.env, capture_output=True, text=True, timeout=120,
+        check=False,
+    )
+    assert check.returncode == 1, check.stdout + check.stderr
+    firing = [line for line in check.stdout.splitlines() if "AicashTrainingFailed" in line]
+    assert firing and "GBPUSD" in check.stdout, check.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +39,17 @@ def bad_input_exits(*errors: type[BaseException]) -> Iterator[None]:
         yield
     except errors as exc:
         fail(str(exc))
+
+
+def import_pipelines() -> None:
+    """Make `pipelines` importable: from PYTHONPATH where the platform image puts /app (pipelines/ and features/,
+    no Pulumi.yaml), else from the checkout."""
+    try:
+        import pipelines  # noqa: F401
+    except ImportError:
+        root = str(repo_root())
+        if root not in sys.path:
+            sys.path.insert(0, root)
 
 
 def repo_root() -> Path:

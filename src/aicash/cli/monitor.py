@@ -7,13 +7,12 @@ where; 2 bad input (no production model, empty window, bad option), with the fix
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import typer
 
-from aicash.cli.common import console, err_console, fail, repo_root, settings_of
+from aicash.cli.common import console, err_console, fail, import_pipelines, settings_of
 from aicash.cli.db import ready_engine
 
 app = typer.Typer(no_args_is_help=True)
@@ -33,9 +32,7 @@ def _since(text: str, option: str = "--since"):  # type: ignore[no-untyped-def]
 def _pipeline_submitter(settings, kfp_host: str | None):  # type: ignore[no-untyped-def]
     from aicash.monitoring.retrain import RetrainError, pipeline_submitter
 
-    root = str(repo_root())
-    if root not in sys.path:
-        sys.path.insert(0, root)
+    import_pipelines()
     try:
         return pipeline_submitter(settings, kfp_host)
     except RetrainError as exc:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from aicash.cli.common import bad_input_exits, console, fail, repo_root, settings_of
 from aicash.cli.db import ready_engine
@@ -17,6 +19,8 @@ from aicash.market.candles import BadSymbolError, check_timeframe, normalize_sym
 app = typer.Typer(no_args_is_help=True)
 
 IMAGE_HELP = "Platform image the components run in (cluster only), e.g. registry.example.com/aicash-platform:1.4.2."
+USE_TRADES_HELP = ("signal-weights only: also fit the weights on the closed trades in `trades` (import them with "
+                   "`aicash db import-trades FILE`) after the backtest fit.")
 
 
 def _runner():  # type: ignore[no-untyped-def]
@@ -26,7 +30,10 @@ def _runner():  # type: ignore[no-untyped-def]
     return runner
 
 
-def _arguments(name: str, symbols: list[str], timeframe: str, config_json: str | None) -> dict[str, Any]:
+def _arguments(
+    name: str, symbols: list[str], timeframe: str, config_json: str | None, use_trades: bool = False
+) -> dict[str, Any]:
+    """The pipeline's parameters from the command line, validated; `use_trades` is passed only when set."""
     with bad_input_exits(BadSymbolError):
         args: dict[str, Any] = {
             "symbols": [normalize_symbol(s) for s in symbols], "timeframe": check_timeframe(timeframe)
@@ -41,7 +48,20 @@ def _arguments(name: str, symbols: list[str], timeframe: str, config_json: str |
         if name != "lstm-training":
             fail("--config applies to the lstm-training pipeline only")
         args["config_json"] = config_json
+    if use_trades:
+        if name != "signal-weights":
+            fail("--use-trades applies to the signal-weights pipeline only")
+        args["use_trades"] = True
     return args
+
+
+def _on_kfp(host: str, call: Callable[[], str]) -> str:
+    """The id the KFP server gave; a server that refuses or does not answer exits 1 with its error (then there
+    is no run, and nothing is recorded)."""
+    try:
+        return call()
+    except Exception as exc:
+        fail(f"KFP at {host} refused or did not answer: {type(exc).__name__}: {escape(str(exc)[:300])}", code=1)
 
 
 @app.command("run")
@@ -51,6 +71,7 @@ def run(
     symbols: list[str] = typer.Option(["EURUSD"], "--symbol", help="Symbol to train on; repeat for several."),
     timeframe: str = typer.Option("1h", "--timeframe", help="Bar length."),
     config: str | None = typer.Option(None, "--config", help='Training config as JSON, e.g. {"max_epochs": 5}.'),
+    use_trades: bool = typer.Option(False, "--use-trades", help=USE_TRADES_HELP),
 ) -> None:
     """Run a pipeline here with KFP's local runner (SubprocessRunner); each task's log is shown as it runs."""
     from aicash.training.runs import finish_run, start_run
@@ -58,7 +79,7 @@ def run(
     runner = _runner()
     with bad_input_exits(runner.UnknownPipelineError):
         runner.pipeline_fn(name)
-    arguments = _arguments(name, symbols, timeframe, config)
+    arguments = _arguments(name, symbols, timeframe, config, use_trades)
     settings = settings_of(ctx)
     engine = ready_engine(ctx)
     run_id = start_run(engine, name, arguments)
@@ -86,31 +107,42 @@ def compile_(
 
 @app.command("submit")
 def submit(
+    ctx: typer.Context,
     name: str = typer.Argument(..., help="Pipeline: lstm-training or signal-weights."),
     host: str = typer.Option(..., "--host", help="KFP API endpoint, e.g. http://127.0.0.1:8888."),
     symbols: list[str] = typer.Option(["EURUSD"], "--symbol", help="Symbol; repeat for several."),
     timeframe: str = typer.Option("1h", "--timeframe"),
     config: str | None = typer.Option(None, "--config", help="Training config as JSON."),
     image: str = typer.Option("aicash-platform:0.1.0", "--image", help=IMAGE_HELP),
+    use_trades: bool = typer.Option(False, "--use-trades", help=USE_TRADES_HELP),
 ) -> None:
-    """Create a run on a Kubeflow Pipelines cluster (caching on)."""
+    """Create a run on a Kubeflow Pipelines cluster (caching on); it is recorded in `training_runs` as submitted."""
+    from aicash.training.runs import record_submission
+
     runner = _runner()
     with bad_input_exits(runner.UnknownPipelineError):
         runner.pipeline_fn(name)
-    run_id = runner.submit(name, host, _arguments(name, symbols, timeframe, config), image=image)
-    console.print(f"submitted {name}: run {run_id} on {host}")
+    arguments = _arguments(name, symbols, timeframe, config, use_trades)
+    engine = ready_engine(ctx)  # before submitting: a run the database cannot record is not started
+    kfp_run_id = _on_kfp(host, lambda: runner.submit(name, host, arguments, image=image))
+    run_id = record_submission(engine, name, arguments, kfp_run_id=kfp_run_id, host=host)
+    console.print(f"submitted {name}: run {kfp_run_id} on {host} (training run {run_id})")
 
 
 @app.command("schedule")
 def schedule(
+    ctx: typer.Context,
     name: str = typer.Argument(..., help="Pipeline: lstm-training or signal-weights."),
     cron: str = typer.Option(..., "--cron", help="KFP cron expression with seconds, e.g. '0 0 3 * * *'."),
     host: str = typer.Option(..., "--host", help="KFP API endpoint."),
     symbols: list[str] = typer.Option(["EURUSD"], "--symbol"),
     timeframe: str = typer.Option("1h", "--timeframe"),
     image: str = typer.Option("aicash-platform:0.1.0", "--image", help=IMAGE_HELP),
+    use_trades: bool = typer.Option(False, "--use-trades", help=USE_TRADES_HELP),
 ) -> None:
-    """Create a recurring run on a Kubeflow Pipelines cluster."""
+    """Create a recurring run on a Kubeflow Pipelines cluster; it is recorded in `training_runs` as scheduled."""
+    from aicash.training.runs import record_schedule
+
     fields = cron.split()
     if len(fields) not in (5, 6):
         fail(f"--cron {cron!r} needs 6 fields (seconds minutes hours day month weekday), e.g. '0 0 3 * * *'")
@@ -119,5 +151,8 @@ def schedule(
     runner = _runner()
     with bad_input_exits(runner.UnknownPipelineError):
         runner.pipeline_fn(name)
-    job_id = runner.schedule(name, host, cron, _arguments(name, symbols, timeframe, None), image=image)
-    console.print(f"scheduled {name} ({cron}): recurring run {job_id} on {host}")
+    arguments = _arguments(name, symbols, timeframe, None, use_trades)
+    engine = ready_engine(ctx)
+    job_id = _on_kfp(host, lambda: runner.schedule(name, host, cron, arguments, image=image))
+    run_id = record_schedule(engine, name, arguments, recurring_run_id=job_id, host=host, cron=cron)
+    console.print(f"scheduled {name} ({cron}): recurring run {job_id} on {host} (training run {run_id})")

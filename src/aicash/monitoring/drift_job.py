@@ -15,8 +15,8 @@ from aicash.db.engine import session_scope
 from aicash.db.models import DriftReport
 from aicash.monitoring import mailer, report_store
 from aicash.monitoring.drift import DRIFT_SHARE, MAX_CURRENT_ROWS, DriftResult, run_drift
-from aicash.monitoring.retrain import Submitter, submit_retraining, training_arguments
-from aicash.monitoring.window import Window, sample_predictions
+from aicash.monitoring.retrain import RetrainError, Submitter, submit_retraining, training_arguments
+from aicash.monitoring.window import Window, load_predictions
 from aicash.registry import current_production, load_artifacts, store_for
 from aicash.settings import Settings
 
@@ -82,16 +82,14 @@ def run_drift_job(
                                  "sample; promote one with `aicash models promote VERSION --traffic 100`")
     smtp = mailer.SmtpConfig.from_settings(settings) if email else None
     window = Window.last(since, now)
-    sample = sample_predictions(engine, window, max_current_rows)
-    current = sample.frame
+    current = load_predictions(engine, window)
     if current.empty:
         raise DriftJobInputError(f"no logged predictions in the window {window} (--since {_span(since)}): widen "
                                  "it (e.g. --since 7d) or check that the inference service logs predictions")
     reference, metrics = _reference(engine, settings, production.version), dict(production.metrics)
     result = run_drift(reference, current, production_version=production.version, metrics=metrics,
                        drift_share=drift_share, max_current_rows=max_current_rows,
-                       metadata={"model_version": production.version, "window": str(window)},
-                       window_rows=sample.total, window_signals=sample.signals)
+                       metadata={"model_version": production.version, "window": str(window)})
     created = datetime.now(UTC)
     folder = report_store.write_report(report_store.report_folder(settings, created), result.html,
                                        result.snapshot_json, {"model_version": production.version,
@@ -127,8 +125,6 @@ def _record(engine: Engine, result: DriftResult, version: str, window: Window, a
 
 
 def _retrain(engine: Engine, run: DriftRun, metrics: dict, current: pd.DataFrame, submit: Submitter | None) -> None:
-    from aicash.monitoring.retrain import RetrainError
-
     if submit is None:
         run.retrain_error = "no pipeline submitter available"
         return
@@ -175,6 +171,10 @@ def subject(run: DriftRun) -> str:
     return f"[aicash] Drift report: no drift (signal-lstm {run.model_version})"
 
 
+def _shift(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.2f}"
+
+
 def _feature_rows(run: DriftRun) -> str:
     rows = []
     columns = sorted(run.result.features, key=lambda c: (not c.drifted, -c.score))
@@ -183,14 +183,17 @@ def _feature_rows(run: DriftRun) -> str:
     for c in columns:
         style = ' style="color:#b00020;font-weight:bold"' if c.drifted else ""
         rows.append(f"<tr{style}><td>{html.escape(c.column)}</td><td>{'yes' if c.drifted else 'no'}</td>"
-                    f"<td>{c.score:.3f}</td><td>{c.threshold:g}</td><td>{html.escape(c.method)}</td></tr>")
+                    f"<td>{c.score:.3f}</td><td>{c.threshold:g}</td><td>{_shift(c.mean_shift)}</td>"
+                    f"<td>{html.escape(c.method)}</td></tr>")
     return "\n".join(rows)
 
 
 def summary_html(run: DriftRun, attachment: mailer.Attachment | None) -> str:
     r = run.result
-    drifted = ", ".join(f"{html.escape(c.column)} ({c.score:.2f})" for c in r.drifted_features) or "none"
-    sampled = f" ({r.compared_rows:,} sampled for the report)" if r.compared_rows < r.current_rows else ""
+    drifted = ", ".join(f"{html.escape(c.column)} ({c.score:.2f}; mean {_shift(c.mean_shift)} sd)"
+                        for c in r.drifted_features) or "none"
+    sampled = (f" (all read; Evidently compared a uniform sample of {r.compared_rows:,})"
+               if r.compared_rows < r.current_rows else "")
     extra = []
     if r.signal is not None:
         extra.append(f"<li>Predicted signals in the window: {html.escape(str(r.current_signals))}; "
@@ -209,12 +212,12 @@ def summary_html(run: DriftRun, attachment: mailer.Attachment | None) -> str:
 {r.reference_rows:,} training rows</li>
 <li>Rule: drift when at least {r.drift_share:.0%} of the {len(r.features)} input features drift \
 (measured {r.drifted_share:.0%}) or the predicted signal distribution drifts</li>
-<li>Drifted features (score): {drifted}</li>
+<li>Drifted features (score; mean shift over the whole window, in reference standard deviations): {drifted}</li>
 {''.join(extra)}
 <li>Report: {html.escape(run.location)}; {attached}</li>
 </ul>
 <table border="1" cellpadding="4" cellspacing="0" style="border-collapse:collapse">
-<tr><th>column</th><th>drifted</th><th>score</th><th>threshold</th><th>method</th></tr>
+<tr><th>column</th><th>drifted</th><th>score</th><th>threshold</th><th>mean shift (sd)</th><th>method</th></tr>
 {_feature_rows(run)}
 </table>
 </body></html>"""

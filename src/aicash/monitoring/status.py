@@ -3,13 +3,18 @@
 `aicash monitor check` evaluates the alert rules on a snapshot; `aicash monitor metrics` exports the same
 snapshot for Prometheus (a text file for node-exporter's textfile collector, or an HTTP endpoint that rebuilds it
 on every scrape), so the rules in `monitoring/alerts.yml` see the same numbers.
+
+Two kinds of live figures are exported. `aicash_live_accuracy` and its siblings are rolling: each serving version's
+decisions made in the last 7 days, pooled; the accuracy alert reads them. `aicash_live_daily_*{model_version,day}`
+are the stored per-day rows of `live_metrics` (the table `aicash monitor outcomes` prints) for the last 7 UTC days,
+every version that has one: at most 7 series per version, for dashboards that want the daily figures as stored.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, write_to_textfile
@@ -18,7 +23,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 
 from aicash.db.models import DriftReport, TrainingRun
-from aicash.monitoring.outcomes import LiveFigures, live_figures
+from aicash.monitoring.outcomes import LiveFigures, daily_metrics, live_figures
 from aicash.monitoring.window import utc
 from aicash.registry import traffic_split
 from aicash.settings import Settings
@@ -35,8 +40,12 @@ DRIFT_DETECTED = "aicash_drift_detected"
 DRIFT_SHARE = "aicash_drift_share"
 DRIFT_TIMESTAMP = "aicash_drift_report_timestamp_seconds"
 TRAINING_FAILED = "aicash_training_runs_failed"
+DAILY_ACCURACY = "aicash_live_daily_accuracy"
+DAILY_WIN_RATE = "aicash_live_daily_win_rate"
+DAILY_DECISIONS = "aicash_live_daily_decisions"
+DAILY_TRADES = "aicash_live_daily_trades"
 EXPORTED = (LIVE_ACCURACY, LIVE_WIN_RATE, LIVE_DECISIONS, LIVE_TRADES, MIN_ACCURACY, DRIFT_DETECTED, DRIFT_SHARE,
-            DRIFT_TIMESTAMP, TRAINING_FAILED)
+            DRIFT_TIMESTAMP, TRAINING_FAILED, DAILY_ACCURACY, DAILY_WIN_RATE, DAILY_DECISIONS, DAILY_TRADES)
 
 
 @dataclass(frozen=True)
@@ -57,13 +66,37 @@ class FailedRun:
 
 
 @dataclass(frozen=True)
+class DailyFigures:
+    """One stored `live_metrics` row: a model version's figures over the decisions it made on one UTC day."""
+
+    model_version: str
+    day: date
+    decisions: int
+    accuracy: float | None
+    trades: int
+    win_rate: float | None
+
+
+@dataclass(frozen=True)
 class MonitorStatus:
     at: datetime
     serving: list[tuple[str, float]]  # the registry's traffic split, canary first
-    live: dict[str, LiveFigures]  # serving versions' figures over LIVE_WINDOW
+    live: dict[str, LiveFigures]  # serving versions' figures over LIVE_WINDOW, pooled
     drift: LatestDrift | None
     failed_runs: list[FailedRun]  # failed in TRAINING_FAILURE_WINDOW
     min_accuracy: float
+    daily: list[DailyFigures] = field(default_factory=list)  # live_metrics rows of the last LIVE_WINDOW days
+
+
+def _number(value: object) -> float | None:
+    return None if value is None or value != value else float(value)  # type: ignore[arg-type]
+
+
+def daily_figures(engine: Engine, at: datetime) -> list[DailyFigures]:
+    """The stored per-day rows of every version for the UTC days of LIVE_WINDOW ending with `at`'s day."""
+    frame = daily_metrics(engine, (at - LIVE_WINDOW + timedelta(days=1)).date())
+    return [DailyFigures(str(r.model_version), r.day, int(r.decisions), _number(r.accuracy), int(r.trades),
+                         _number(r.win_rate)) for r in frame.itertuples()]
 
 
 def collect_status(engine: Engine, settings: Settings, now: datetime | None = None) -> MonitorStatus:
@@ -86,17 +119,20 @@ def collect_status(engine: Engine, settings: Settings, now: datetime | None = No
         at=at, serving=serving, live=live, drift=drift,
         failed_runs=[FailedRun(int(i), p, utc(t) if isinstance(t, datetime) else at, e or "") for i, p, t, e in failed],
         min_accuracy=settings.min_accuracy,
+        daily=daily_figures(engine, at),
     )
 
 
 def gauges(status: MonitorStatus) -> Iterator[GaugeMetricFamily]:
     """The snapshot as Prometheus gauge families (names in EXPORTED)."""
-    accuracy = GaugeMetricFamily(LIVE_ACCURACY, "Live accuracy of a serving model version over the last 7 days "
-                                 "(evaluated decisions)", labels=["model_version"])
-    win_rate = GaugeMetricFamily(LIVE_WIN_RATE, "Live win rate of traded signals over the last 7 days",
-                                 labels=["model_version"])
-    decisions = GaugeMetricFamily(LIVE_DECISIONS, "Evaluated decisions over the last 7 days", labels=["model_version"])
-    trades = GaugeMetricFamily(LIVE_TRADES, "Evaluated traded signals over the last 7 days", labels=["model_version"])
+    accuracy = GaugeMetricFamily(LIVE_ACCURACY, "Live accuracy of a serving model version over its decisions of "
+                                 "the last 7 days, pooled (rolling)", labels=["model_version"])
+    win_rate = GaugeMetricFamily(LIVE_WIN_RATE, "Live win rate of a serving version's traded signals over the last "
+                                 "7 days, pooled (rolling)", labels=["model_version"])
+    decisions = GaugeMetricFamily(LIVE_DECISIONS, "Evaluated decisions over the last 7 days (rolling)",
+                                  labels=["model_version"])
+    trades = GaugeMetricFamily(LIVE_TRADES, "Evaluated traded signals over the last 7 days (rolling)",
+                               labels=["model_version"])
     for version, _ in status.serving:
         figures = status.live.get(version)
         decisions.add_metric([version], figures.decisions if figures else 0)
@@ -106,6 +142,7 @@ def gauges(status: MonitorStatus) -> Iterator[GaugeMetricFamily]:
         if figures and figures.win_rate is not None:
             win_rate.add_metric([version], figures.win_rate)
     yield from (accuracy, win_rate, decisions, trades)
+    yield from _daily_gauges(status.daily)
     yield GaugeMetricFamily(MIN_ACCURACY, "MIN_ACCURACY setting: the lowest acceptable accuracy",
                             value=status.min_accuracy)
     drift = status.drift
@@ -117,6 +154,25 @@ def gauges(status: MonitorStatus) -> Iterator[GaugeMetricFamily]:
                             value=drift.at.timestamp() if drift else 0.0)
     yield GaugeMetricFamily(TRAINING_FAILED, "Training runs failed in the last 24 hours",
                             value=len(status.failed_runs))
+
+
+def _daily_gauges(rows: list[DailyFigures]) -> Iterator[GaugeMetricFamily]:
+    labels = ["model_version", "day"]
+    accuracy = GaugeMetricFamily(DAILY_ACCURACY, "Live accuracy of a model version's decisions made on one UTC day "
+                                 "(stored in live_metrics)", labels=labels)
+    win_rate = GaugeMetricFamily(DAILY_WIN_RATE, "Live win rate of a model version's traded signals of one UTC day",
+                                 labels=labels)
+    decisions = GaugeMetricFamily(DAILY_DECISIONS, "Evaluated decisions of one UTC day", labels=labels)
+    trades = GaugeMetricFamily(DAILY_TRADES, "Evaluated traded signals of one UTC day", labels=labels)
+    for row in rows:
+        key = [row.model_version, row.day.isoformat()]
+        decisions.add_metric(key, row.decisions)
+        trades.add_metric(key, row.trades)
+        if row.accuracy is not None:
+            accuracy.add_metric(key, row.accuracy)
+        if row.win_rate is not None:
+            win_rate.add_metric(key, row.win_rate)
+    yield from (accuracy, win_rate, decisions, trades)
 
 
 class StatusCollector(Collector):

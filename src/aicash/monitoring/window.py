@@ -5,17 +5,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, func, select
+from sqlalchemy import ColumnElement, Engine, case, func, select
 
 from aicash.db.models import Prediction
 from aicash.indicators import INDICATOR_COLUMNS
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-_CHUNK = 2_000  # ids per query when reading a sample
+HEAD_COLUMNS = ["id", "symbol", "model_version", "latency_ms", "created_at", "signal", "confidence"]
 
 
 class BadWindowError(ValueError):
@@ -57,56 +57,36 @@ def count_predictions(engine: Engine, window: Window) -> int:
         return int(conn.execute(query).scalar_one())
 
 
-def load_predictions(engine: Engine, window: Window, ids: list[int] | None = None) -> pd.DataFrame:
-    """Logged predictions in the window (only those of `ids` when given): id, symbol, model_version, latency_ms,
-    created_at, signal, confidence and one column per indicator (NaN where a row lacks it), oldest first."""
+def _feature(name: str, dialect: str) -> ColumnElement[Any]:
+    """One feature read out of the logged JSON by the database (NULL where a row lacks it).
+
+    SQLite before 3.42 rejects a document holding `NaN` (which Python's json writes) as malformed, failing the
+    whole query: such a row's features are read as NULL instead. PostgreSQL's JSONB cannot hold NaN at all."""
+    value = Prediction.features[name].as_float()
+    if dialect == "sqlite":
+        return case((func.json_valid(Prediction.features) == 1, value), else_=None).label(name)
+    return value.label(name)
+
+
+def load_predictions(engine: Engine, window: Window) -> pd.DataFrame:
+    """Every logged prediction in the window: id, symbol, model_version, latency_ms, created_at, signal,
+    confidence and one column per indicator (NaN where a row lacks it), oldest first.
+
+    The database extracts each feature from the logged JSON, so no JSON is parsed in Python: 100,000 rows took
+    1.3-1.5 s of CPU (measured on 2 cores), about half of what decoding each row's document in Python took."""
     query = (
         select(
             Prediction.id, Prediction.symbol, Prediction.model_version, Prediction.latency_ms, Prediction.created_at,
             Prediction.output["signal"].as_string().label("signal"),
             Prediction.output["confidence"].as_float().label("confidence"),
-            Prediction.features,
+            *(_feature(name, engine.dialect.name) for name in INDICATOR_COLUMNS),
         )
         .where(Prediction.created_at >= window.start, Prediction.created_at < window.end)
         .order_by(Prediction.id)
     )
-    if ids is not None:
-        query = query.where(Prediction.id.in_(ids))
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    head = pd.DataFrame(
-        [r[:7] for r in rows],
-        columns=["id", "symbol", "model_version", "latency_ms", "created_at", "signal", "confidence"],
-    )
-    features = pd.DataFrame.from_records([r[7] or {} for r in rows], columns=list(INDICATOR_COLUMNS))
-    frame = pd.concat([head, features.astype("float64")], axis=1)
+    frame = pd.DataFrame(rows, columns=[*HEAD_COLUMNS, *INDICATOR_COLUMNS])
+    frame[list(INDICATOR_COLUMNS)] = frame[list(INDICATOR_COLUMNS)].astype("float64")
     frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
     return frame
-
-
-@dataclass(frozen=True)
-class WindowSample:
-    """Up to `max_rows` predictions of a window drawn uniformly at random, with the window's totals."""
-
-    frame: pd.DataFrame  # as `load_predictions`, only the sampled rows
-    total: int  # predictions in the window
-    signals: dict[tuple[str, str], int]  # (model_version, signal) -> count over the whole window
-
-
-def sample_predictions(engine: Engine, window: Window, max_rows: int, seed: int = 7) -> WindowSample:
-    """Like `load_predictions`, but reads the features (the costly JSON) of at most `max_rows` rows.
-
-    Ids, versions and signals of the whole window are read first (cheap: no feature JSON), then a seeded uniform
-    sample of ids is fetched in chunks."""
-    in_window = (Prediction.created_at >= window.start, Prediction.created_at < window.end)
-    signal = Prediction.output["signal"].as_string()
-    with engine.connect() as conn:
-        head = conn.execute(select(Prediction.id, Prediction.model_version, signal).where(*in_window)).all()
-    counts: dict[tuple[str, str], int] = {}
-    for _, version, answer in head:
-        counts[(version, answer)] = counts.get((version, answer), 0) + 1
-    if len(head) <= max_rows:
-        return WindowSample(load_predictions(engine, window), len(head), counts)
-    ids = np.sort(np.random.default_rng(seed).choice(np.array([r[0] for r in head]), max_rows, replace=False))
-    parts = [load_predictions(engine, window, ids=ids[i : i + _CHUNK].tolist()) for i in range(0, len(ids), _CHUNK)]
-    return WindowSample(pd.concat(parts, ignore_index=True), len(head), counts)

@@ -75,6 +75,11 @@ def list_keys(engine: Engine) -> list[ApiKey]:
         return list(session.scalars(select(ApiKey).order_by(ApiKey.created_at)))
 
 
+class KeysUnavailableError(RuntimeError):
+    """The database cannot be reached and the key was not verified recently: it can be neither accepted nor
+    refused (the caller answers 503, not 401)."""
+
+
 class KeyVerifier:
     """Checks presented keys against the database, with a short grace cache for database outages."""
 
@@ -85,7 +90,8 @@ class KeyVerifier:
         self._lock = threading.Lock()
 
     def verify(self, key: str | None) -> Principal | None:
-        """The key's principal, or None when the key is missing, unknown or revoked."""
+        """The key's principal, or None when the key is missing, unknown or revoked; KeysUnavailableError when the
+        database is unreachable and the key was not verified in the last `grace_seconds`."""
         if not key or not key.startswith(KEY_PREFIX) or len(key) > 128:
             return None
         digest = hash_key(key)
@@ -103,9 +109,9 @@ class KeyVerifier:
             self._recent[digest] = (principal, time.monotonic())
         return principal
 
-    def _from_grace(self, digest: str) -> Principal | None:
+    def _from_grace(self, digest: str) -> Principal:
         with self._lock:
             hit = self._recent.get(digest)
         if hit and time.monotonic() - hit[1] < self.grace_seconds:
             return hit[0]
-        return None
+        raise KeysUnavailableError("API keys cannot be verified: the database is unreachable; retry shortly")

@@ -71,6 +71,10 @@ class UnknownSymbolError(LookupError):
     """The online store has no features for the symbol."""
 
 
+class FeaturesUnavailableError(RuntimeError):
+    """The online store cannot be reached and the series was never read before: no window to predict from."""
+
+
 FeatureReader = Callable[[str, str], FeatureSnapshot]
 ModelLoader = Callable[[], Sequence[LoadedModel]]  # the registry's current split, canary first
 WeightsReader = Callable[[], Mapping[str, float]]
@@ -166,13 +170,14 @@ class SignalRuntime:
         """The online store's features; while the store is unreachable, the last ones read for the series."""
         try:
             snapshot = self.read_features(symbol, timeframe)
-        except UnknownSymbolError:
+        except LookupError:  # the store answered: it has nothing for this series
             raise
         except Exception as exc:
             stale = self._last_snapshots.get((symbol, timeframe))
             if stale is None:
-                raise LookupError(f"the online feature store is unavailable and {symbol} {timeframe} was never "
-                                  f"read before: {type(exc).__name__}") from None
+                raise FeaturesUnavailableError(
+                    f"the online feature store is unreachable and {symbol} {timeframe} was not read before it went "
+                    f"down ({type(exc).__name__}); retry shortly") from None
             log.warning("online store unavailable (%s); serving %s %s from its last read", exc, symbol, timeframe)
             return stale
         self._last_snapshots[(symbol, timeframe)] = snapshot
