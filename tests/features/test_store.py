@@ -113,9 +113,11 @@ def test_materialize_before_apply_says_so(settings: Settings, engine: Engine, ca
         store.materialize(settings)
 
 
+@pytest.mark.parametrize("join", store.JOINS)
 def test_training_frame_is_point_in_time_correct(
-    applied: Settings, engine: Engine, series: dict[str, pd.DataFrame], candles: dict[str, pd.DataFrame]
+    applied: Settings, engine: Engine, series: dict[str, pd.DataFrame], candles: dict[str, pd.DataFrame], join: str
 ) -> None:
+    """Whichever join computes it (Feast's, merge_asof, or the one `auto` picks), no later bar reaches a row."""
     ts = candles["SYN001"]["ts"]
     stamps = [ts.iloc[10], ts.iloc[120], ts.iloc[120] + timedelta(minutes=30), ts.iloc[-1], ts.iloc[200]]
     entity_df = pd.DataFrame(
@@ -123,7 +125,7 @@ def test_training_frame_is_point_in_time_correct(
         index=[50, 40, 30, 20, 10],
     )
     store.materialize(applied)
-    before = store.training_frame(applied, entity_df)
+    before = store.training_frame(applied, entity_df, join=join)
     assert list(before.index) == [50, 40, 30, 20, 10] and list(before["label"]) == list(range(5))
     assert list(before.columns) == [*entity_df.columns, *INDICATOR_COLUMNS]
     assert before.loc[50, list(INDICATOR_COLUMNS)].isna().all()  # bar 10 is inside the warm-up: nothing to join
@@ -137,12 +139,24 @@ def test_training_frame_is_point_in_time_correct(
     for symbol, frame in series.items():  # later candles arrive: no earlier row may change
         ingest_frame(engine, frame.iloc[FIRST_BARS:], symbol, "1h")
     store.materialize(applied)
-    pd.testing.assert_frame_equal(store.training_frame(applied, entity_df), before)
+    pd.testing.assert_frame_equal(store.training_frame(applied, entity_df, join=join), before)
 
 
 def test_training_frame_needs_the_entity_columns(applied: Settings) -> None:
     with pytest.raises(FeatureInputError, match="lacks columns"):
         store.training_frame(applied, pd.DataFrame({"symbol": ["SYN001"]}))
+    rows = pd.DataFrame({"symbol": ["SYN001"], "timeframe": ["1h"], "event_timestamp": [pd.NaT]})
+    with pytest.raises(FeatureInputError, match="without an event_timestamp"):
+        store.training_frame(applied, rows)
+    with pytest.raises(ValueError, match="join must be one of"):
+        store.training_frame(applied, rows, join="spark")  # type: ignore[arg-type]
+
+
+def test_training_frame_of_no_rows_is_empty(applied: Settings, candles: dict[str, pd.DataFrame]) -> None:
+    store.materialize(applied)
+    empty = pd.DataFrame({"symbol": [], "timeframe": [], "event_timestamp": pd.to_datetime([], utc=True)})
+    got = store.training_frame(applied, empty)
+    assert got.empty and list(got.columns) == [*empty.columns, *INDICATOR_COLUMNS]
 
 
 def test_cluster_mode_keeps_feast_out_of_the_public_schema(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from aicash.cli.common import bad_input_exits, console, fail, repo_root, settings_of
+from aicash.cli.common import bad_input_exits, console, fail, import_pipelines, settings_of
 from aicash.cli.db import ready_engine
 from aicash.market.candles import BadSymbolError, check_timeframe, normalize_symbol
 
@@ -24,7 +23,7 @@ USE_TRADES_HELP = ("signal-weights only: also fit the weights on the closed trad
 
 
 def _runner():  # type: ignore[no-untyped-def]
-    sys.path.insert(0, str(repo_root()))
+    import_pipelines()
     from pipelines import runner
 
     return runner
