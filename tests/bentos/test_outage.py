@@ -12,7 +12,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -24,7 +25,7 @@ from aicash.db.models import Prediction
 from aicash.serving.keys import create_key
 from aicash.serving.schemas import EXAMPLE_INPUT
 from aicash.settings import Settings
-from tests.bentos.conftest import REPO, _prepare, free_port
+from tests.bentos.conftest import REPO, _prepare, environment, free_port
 
 _SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
 
@@ -36,34 +37,54 @@ def _wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
         time.sleep(0.2)
 
 
-@pytest.mark.slow
-@pytest.mark.postgres
-@pytest.mark.timeout(360)
-def test_database_down_and_back(stoppable_postgres, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    home = tmp_path / "home"
+def _cluster_home(home: Path, database_url: str, **extra: str) -> tuple[dict[str, str], str, str]:
+    """The service's environment in cluster mode on `database_url`, and the home prepared there (migrations,
+    candles, Feast on PostgreSQL, two registered versions): (env, production, canary)."""
     env = {k: v for k, v in os.environ.items() if k not in _SETTINGS_ENV} | {
         "AICASH_HOME": str(home), "BENTOML_HOME": str(home / "bentoml"), "FEAST_USAGE": "False",
-        "DATABASE_URL": stoppable_postgres.url, "REGISTRY_RELOAD_SECONDS": "1", "PREDICTION_CACHE_TTL_SECONDS": "0",
-        "RATE_LIMIT_PER_MINUTE": "100000",
+        "DATABASE_URL": database_url, "REGISTRY_RELOAD_SECONDS": "1", "RATE_LIMIT_PER_MINUTE": "100000", **extra,
     }
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        _prepare(home)  # cluster mode: migrations, candles, Feast (PostgreSQL stores), two registered versions
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    engine = make_engine(stoppable_postgres.url)
-    key = create_key(engine, "frontend", actor="test")
+    with environment(env):
+        production, canary = _prepare(home)
+    return env, production, canary
 
+
+@contextmanager
+def _serving(home: Path, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`aicash serve` on a free port in its own process group; the whole group is stopped afterwards."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
     with (home / "serve.log").open("w") as log:
         proc = subprocess.Popen(  # noqa: S603
             [str(Path(sys.executable).parent / "aicash"), "serve", "--port", str(port)],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
+    try:
+        yield proc, f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.timeout(360)
+def test_database_down_and_back(stoppable_postgres, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "home"
+    env, _, _ = _cluster_home(home, stoppable_postgres.url, PREDICTION_CACHE_TTL_SECONDS="0")
+    engine = make_engine(stoppable_postgres.url)
+    key = create_key(engine, "frontend", actor="test")
+    try:
+        with _serving(home, env) as (proc, url):
+            _outage_while_serving(proc, url, key, stoppable_postgres, engine)
+    finally:
+        engine.dispose()
+
+
+def _outage_while_serving(proc, url: str, key: str, stoppable_postgres, engine) -> None:  # type: ignore[no-untyped-def]
     client = httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=15)
     sent: list[str] = []
 
@@ -104,13 +125,6 @@ def test_database_down_and_back(stoppable_postgres, tmp_path: Path) -> None:  # 
         assert counts == dict.fromkeys(sent, 1)  # every prediction, made before, during or after, exactly once
     finally:
         client.close()
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        engine.dispose()
 
 
 def _ready(url: str) -> bool:
@@ -125,32 +139,22 @@ def _ready(url: str) -> bool:
 @pytest.mark.timeout(360)
 def test_service_started_while_the_database_is_down(stoppable_postgres, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     home = tmp_path / "home"
-    env = {k: v for k, v in os.environ.items() if k not in _SETTINGS_ENV} | {
-        "AICASH_HOME": str(home), "BENTOML_HOME": str(home / "bentoml"), "FEAST_USAGE": "False",
-        "DATABASE_URL": stoppable_postgres.url, "REGISTRY_RELOAD_SECONDS": "1", "RATE_LIMIT_PER_MINUTE": "100000",
-    }
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        production, canary = _prepare(home)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    env, production, canary = _cluster_home(home, stoppable_postgres.url)
     subprocess.run(  # noqa: S603 - what `aicash serve --build` does first: the Bento's copy of the model
         [sys.executable, "-c", "from aicash.settings import load_settings; from bentos.package import export_model; "
          "export_model(load_settings())"], cwd=REPO, env=env | {"PYTHONPATH": str(REPO)}, check=True, timeout=120)
     engine = make_engine(stoppable_postgres.url)
     key = create_key(engine, "frontend", actor="test")
     stoppable_postgres.stop()
+    try:
+        with _serving(home, env) as (proc, url):
+            _start_during_outage(proc, url, key, stoppable_postgres, engine, production, canary)
+    finally:
+        engine.dispose()
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with (home / "serve.log").open("w") as log:
-        proc = subprocess.Popen(  # noqa: S603
-            [str(Path(sys.executable).parent / "aicash"), "serve", "--port", str(port)],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+
+def _start_during_outage(proc, url: str, key: str, stoppable_postgres, engine, production: str,  # type: ignore[no-untyped-def]
+                         canary: str) -> None:
     client = httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=15)
     try:
         _wait_for(lambda: proc.poll() is None and _live(url), 120, "the service is alive")
@@ -175,13 +179,6 @@ def test_service_started_while_the_database_is_down(stoppable_postgres, tmp_path
         assert [r for (r,) in logged] == ["start-after"]  # the refused request was never predicted
     finally:
         client.close()
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        engine.dispose()
 
 
 def _live(url: str) -> bool:

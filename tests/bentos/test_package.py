@@ -8,8 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from aicash.db.engine import make_engine
 from aicash.model_input import MODEL_NAME
 from aicash.registry import load_artifacts, store_for
 from aicash.settings import Settings, load_settings
-from tests.bentos.conftest import REPO, _prepare
+from tests.bentos.conftest import REPO, _prepare, environment
 
 _SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
 
@@ -35,7 +33,7 @@ def test_build_packages_the_production_model_into_the_bento(tmp_path: Path) -> N
     env = {k: v for k, v in os.environ.items() if k not in _SETTINGS_ENV} | {
         "AICASH_HOME": str(home), "BENTOML_HOME": str(home / "bentoml"), "FEAST_USAGE": "False",
     }
-    with _environment(env):
+    with environment(env):
         production, _canary = _prepare(home)
     aicash = str(Path(sys.executable).parent / "aicash")
 
@@ -62,21 +60,10 @@ def test_build_packages_the_production_model_into_the_bento(tmp_path: Path) -> N
     version, folder = json.loads(fetched.stdout.strip().splitlines()[-1])
     assert version == production
     engine = make_engine(f"sqlite:///{home / 'aicash.db'}")
-    with _environment(env):
+    with environment(env):
         artifacts = load_artifacts(engine, store_for(load_settings()), production, tmp_path / "fetched", MODEL_NAME)
     engine.dispose()
     registry_files = _digests(artifacts)
     bundled_files = _digests(Path(folder))
     assert registry_files and all(bundled_files.get(name) == digest for name, digest in registry_files.items())
 
-
-@contextmanager
-def _environment(env: dict[str, str]) -> Iterator[None]:
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)

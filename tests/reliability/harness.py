@@ -10,14 +10,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from tests.bentos.conftest import REPO, _prepare, free_port
+from tests.bentos.conftest import REPO, _prepare, environment, free_port
 
 BASE_ENV = {
     "FEAST_USAGE": "False", "RATE_LIMIT_PER_MINUTE": "100000", "REGISTRY_RELOAD_SECONDS": "1",
@@ -41,18 +40,6 @@ def service_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str,
     names = {n.upper() for n in Settings.model_fields}
     base = {k: v for k, v in os.environ.items() if k not in names}
     return base | BASE_ENV | {"AICASH_HOME": str(home), "BENTOML_HOME": str(home / "bentoml")} | dict(extra or {})
-
-
-@contextmanager
-def environment(env: Mapping[str, str]) -> Iterator[None]:
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def prepare_template(home: Path) -> Template:
