@@ -17,6 +17,7 @@ from typing import Any
 import bentoml
 import numpy as np
 import pandas as pd
+import torch
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -83,6 +84,9 @@ class SignalService:
     """Signals for the frontend from the approved LSTM, with the rule signal's composite score beside them."""
 
     def __init__(self) -> None:
+        # One intra-op thread: requests already run in parallel (BentoML's thread pool) on a worker sized to one
+        # CPU, and torch's default of one thread per core makes concurrent forward passes fight over the cores.
+        torch.set_num_threads(1)
         self.runtime = build_runtime(SETTINGS)
         if not self.runtime.models and (bundled := bundled_model_dir()) is not None:
             version, folder = bundled  # the registry is unreachable: serve the model the Bento carries
