@@ -30,6 +30,12 @@ class InferenceServiceArgs:
     ingress: IngressConfig = field(default_factory=IngressConfig)
 
 
+# What the Ingress routes: the frontend's and the admin API (each Prefix also covers /predict/batch and
+# /models/{version}/promote). Not /metrics, /livez, /readyz: Prometheus and the kubelet reach the pods inside.
+PUBLIC_PATHS = ("/predict", "/indicators", "/weights", "/models", "/health", "/train", "/training-status",
+                "/docs.json")
+
+
 def ingress_annotations(ingress: IngressConfig) -> dict[str, str]:
     """Redirect HTTP to HTTPS; ask cert-manager for the certificate when an issuer is configured."""
     annotations = {"nginx.ingress.kubernetes.io/force-ssl-redirect": "true"}
@@ -124,10 +130,11 @@ class InferenceService(Component):
                         "http": {
                             "paths": [
                                 {
-                                    "path": "/",
+                                    "path": path,
                                     "pathType": "Prefix",
                                     "backend": {"service": {"name": NAME, "port": {"name": "http"}}},
                                 }
+                                for path in PUBLIC_PATHS
                             ]
                         },
                     }

@@ -99,3 +99,11 @@ def test_migrations_run_after_the_database_and_settings(program: Any, stack: str
     job = next(o for o in manifests(program) if o["kind"] == "Job" and "db-upgrade" in o["metadata"]["name"])
     [step] = pod_spec(job)["containers"]
     assert step["command"] == ["aicash", "db", "upgrade"] and pod_spec(job)["restartPolicy"] == "Never"
+
+
+def test_ingress_routes_the_api_but_not_metrics_or_probes(objects: list[dict[str, Any]], stack: str) -> None:
+    ingress = find(objects, "Ingress", NAME, "aicash")
+    paths = [p["path"] for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
+    assert {"/predict", "/indicators", "/weights", "/models", "/health", "/train", "/training-status"} <= set(paths)
+    assert "/" not in paths  # not everything: /metrics and the probes stay inside the cluster
+    assert not any(path.startswith(("/metrics", "/livez", "/readyz", "/healthz")) for path in paths)

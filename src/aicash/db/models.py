@@ -31,7 +31,7 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 IdType = BigInteger().with_variant(Integer(), "sqlite")
 
 MODEL_STATUSES = ("candidate", "approved", "rejected", "production", "archived")
-RUN_STATUSES = ("running", "succeeded", "failed")
+RUN_STATUSES = ("running", "succeeded", "failed", "submitted", "scheduled")  # the last two: handed to a KFP cluster
 
 
 def utcnow() -> datetime:
