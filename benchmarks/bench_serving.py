@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -37,6 +36,7 @@ import httpx
 import psutil
 
 from benchmarks.common import Row, row
+from loadtest.run import stop_group
 
 REPO = Path(__file__).resolve().parents[1]
 LEVELS = (1, 8, 32)
@@ -130,12 +130,7 @@ def running(cmd: list[str], env: dict[str, str], url: str, log: Path, timeout: f
                 time.sleep(0.3)
             yield psutil.Process(proc.pid)
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+            stop_group(proc)
 
 
 def _tree_cpu_seconds(root: psutil.Process) -> float:

@@ -143,7 +143,7 @@ def service(port: int, env: dict[str, str], log: Path, timeout: float = 180.0) -
                 time.sleep(0.3)
             yield Served(url, proc.pid)
         finally:
-            _stop(proc)
+            stop_group(proc)
 
 
 def service_env(settings: Settings) -> dict[str, str]:
@@ -160,7 +160,8 @@ def _ready(url: str) -> bool:
         return False
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process group `proc` leads (started with start_new_session=True), SIGKILL after 30 s."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
     try:

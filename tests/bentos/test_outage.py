@@ -8,7 +8,6 @@ then serves the registry's split without a restart."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from aicash.db.models import Prediction
 from aicash.serving.keys import create_key
 from aicash.serving.schemas import EXAMPLE_INPUT
 from aicash.settings import Settings
+from loadtest.run import stop_group
 from tests.bentos.conftest import REPO, _prepare, environment, free_port
 
 _SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
@@ -61,12 +61,7 @@ def _serving(home: Path, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen
     try:
         yield proc, f"http://127.0.0.1:{port}"
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        stop_group(proc)
 
 
 @pytest.mark.slow
