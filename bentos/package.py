@@ -1,7 +1,8 @@
 """Packaging: copy the registry's serving version into BentoML's model store, so the Bento carries it.
 
-The service loads models from the registry at run time (canary split, hot reload); the bundled copy is what
-it serves when the registry or the object store cannot be reached at start.
+The service loads models from the registry at run time (canary split, hot reload); the bundled copy, with the
+signal weights current when it was packaged, is what it serves when the registry or the object store cannot be
+reached at start.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from aicash.db.engine import engine_for
 from aicash.model_input import MODEL_NAME
 from aicash.registry import current_production, get_model, load_artifacts, store_for
 from aicash.settings import Settings
+from aicash.signals.weights import current_weights
 
 BENTO_MODEL = "signal-lstm"
 
@@ -35,8 +37,8 @@ def export_model(settings: Settings, version: str | None = None) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         folder = load_artifacts(engine, store_for(settings), record.version, Path(tmp) / record.version, MODEL_NAME)
         labels = {"status": record.status, "gate": "passed" if record.gate_passed else "forced"}
-        with bentoml.models.create(f"{BENTO_MODEL}:{record.version}", labels=labels,
-                                   metadata={"version": record.version, "status": record.status}) as model:
+        metadata = {"version": record.version, "status": record.status, "signal_weights": current_weights(engine)}
+        with bentoml.models.create(f"{BENTO_MODEL}:{record.version}", labels=labels, metadata=metadata) as model:
             for item in folder.iterdir():
                 shutil.copy2(item, model.path_of(item.name))
     return f"{BENTO_MODEL}:{record.version}"
@@ -49,3 +51,13 @@ def bundled_model_dir() -> tuple[str, Path] | None:
     except bentoml.exceptions.NotFound:
         return None
     return str(model.info.metadata.get("version", model.tag.version)), Path(model.path)
+
+
+def bundled_weights() -> dict[str, float] | None:
+    """The signal weights packaged with the newest bundled model, if it has them."""
+    try:
+        model = bentoml.models.get(f"{BENTO_MODEL}:latest")
+    except bentoml.exceptions.NotFound:
+        return None
+    weights = model.info.metadata.get("signal_weights")
+    return {str(k): float(v) for k, v in weights.items()} if isinstance(weights, dict) else None

@@ -31,9 +31,9 @@ from aicash.serving.schemas import EXAMPLE_INPUT, BatchRequest, IndicatorsReques
 from aicash.settings import load_settings
 from aicash.training.artifacts import load_model
 from bentos.admin import VERSION_PATTERN, AdminError, AdminOps, PromoteRequest, RollbackRequest, TrainRequest
-from bentos.package import bundled_model_dir
+from bentos.package import bundled_model_dir, bundled_weights
 from bentos.security import AdminAudit, SecurityMiddleware, actor_of
-from bentos.wiring import build_runtime, security_options, service_config
+from bentos.wiring import build_runtime, publish_keys, security_options, service_config
 
 log = logging.getLogger("aicash.service")
 SETTINGS = load_settings()
@@ -92,6 +92,9 @@ class SignalService:
             version, folder = bundled  # the registry is unreachable: serve the model the Bento carries
             log.warning("registry unavailable at start; serving the bundled model %s", version)
             self.runtime.models = [LoadedModel(version, "bundled", 100.0, load_model(folder))]
+            if not self.runtime.weights:
+                self.runtime.weights = bundled_weights() or {}
+        publish_keys(SETTINGS)
         self.admin = AdminOps(SETTINGS, engine_for(SETTINGS), after_change=self._reload_now)
         self.started = time.time()
         # Warm up, then move everything alive now out of the collector's way (BentoML under load: GC pauses).
@@ -173,8 +176,11 @@ class SignalService:
         with LATENCY.labels("/health").time():
             plog = self.runtime.prediction_log
             problems = [] if self.runtime.models else ["no model loaded"]
+            if self.runtime.reload_error:
+                problems.append(f"model registry unreachable ({self.runtime.reload_error}): serving "
+                                f"{', '.join(v for v, _ in self.runtime.split()) or 'nothing'} as loaded")
             if not self._features_reachable():
-                problems.append("database and online feature store unreachable since start")
+                problems.append("online feature store unreachable since start")
             if plog is not None and not plog.healthy:
                 problems.append(f"prediction log behind: {plog.pending} rows queued (database unreachable)")
             return {

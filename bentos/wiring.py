@@ -16,6 +16,7 @@ from aicash.db.engine import engine_for
 from aicash.model_input import MODEL_NAME
 from aicash.registry import current_production, list_models, load_artifacts, store_for
 from aicash.serving.cache import TTLCache
+from aicash.serving.key_snapshot import KeySnapshot, publish_key_snapshot
 from aicash.serving.keys import KeyVerifier
 from aicash.serving.prediction_log import PredictionLog
 from aicash.serving.ratelimit import RateLimiter
@@ -49,9 +50,10 @@ def service_config(settings: Settings) -> dict[str, Any]:
 
 
 def security_options(settings: Settings) -> dict[str, Any]:
-    """Options of `bentos.security.SecurityMiddleware`."""
+    """Options of `bentos.security.SecurityMiddleware`; keys fall back to the published key snapshot while the
+    database is unreachable."""
     return {
-        "verifier": KeyVerifier(engine_for(settings)),
+        "verifier": KeyVerifier(engine_for(settings), fallback=KeySnapshot(store_for(settings)).lookup),
         "limiter": RateLimiter(settings.rate_limit_per_minute),
         "max_body_bytes": settings.max_request_bytes,
     }
@@ -100,7 +102,6 @@ class OnlineFeatureReader:
 
     def __init__(self, settings: Settings, max_age_seconds: float = 1.0) -> None:
         self.settings = settings
-        self.engine = engine_for(settings)
         self._store: Any = None
         self.connected = False  # the store and its database answered at least once since start
         self.recent: TTLCache[FeatureSnapshot] = TTLCache(max_age_seconds)
@@ -114,13 +115,14 @@ class OnlineFeatureReader:
         return self._store
 
     def reachable(self) -> bool:
-        """Whether the store has answered since start; if not yet, try now (open it and ping its database)."""
+        """Whether the store has answered since start; if not yet, try now (open it and read through it: the
+        registry and the online store, in PostgreSQL, or in S3 and Redis with FEAST_ONLINE_STORE=redis)."""
         if not self.connected:
+            from features.online import probe
+
             try:
-                _ = self.store
-                with self.engine.connect() as conn:
-                    conn.exec_driver_sql("SELECT 1")
-            except Exception as exc:  # the database is down: stay not ready, try again at the next probe
+                probe(self.store)
+            except Exception as exc:  # the store is down: stay not ready, try again at the next probe
                 log.warning("online feature store not reachable yet: %s", type(exc).__name__)
                 return False
             self.connected = True
@@ -140,6 +142,16 @@ class OnlineFeatureReader:
         snapshot = FeatureSnapshot(indicators=found.indicators, window=found.window)
         self.recent.put(key, snapshot)
         return snapshot
+
+
+def publish_keys(settings: Settings) -> None:
+    """Rewrite the key snapshot from the database (at start: keeps it current whoever changed the keys)."""
+    try:
+        count = publish_key_snapshot(engine_for(settings), store_for(settings))
+    except Exception as exc:  # the database or the store is down: the last snapshot published stays
+        log.warning("key snapshot not published (%s); the last one published stays in use", type(exc).__name__)
+    else:
+        log.info("key snapshot published: %d active keys", count)
 
 
 def build_runtime(settings: Settings) -> SignalRuntime:

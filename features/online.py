@@ -90,3 +90,9 @@ def online_features(store: FeatureStore, symbol: str, timeframe: str = "1h") -> 
         window=unflatten_window(np.fromiter(window_value.float_list_val.val, dtype=np.float32, count=WINDOW_SIZE)),
         event_timestamp=bar_ts.ToDatetime(UTC),
     )
+
+
+def probe(store: FeatureStore) -> None:
+    """Read a row that does not exist through `signal_model_v1`: returns when the registry and the online store
+    answer (with nothing), raises whatever they raise when they cannot be reached."""
+    store.get_online_features(features=_service(store), entity_rows=[{"symbol": "__probe__", "timeframe": "1h"}])

@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import unquote, urlsplit
 
 import numpy as np
 import pandas as pd
@@ -46,6 +48,7 @@ FEATURES_DIR = Path(__file__).resolve().parent
 CONFIG_FILES = {
     "local": FEATURES_DIR / "feature_store.local.yaml",
     "cluster": FEATURES_DIR / "feature_store.cluster.yaml",
+    "cluster-redis": FEATURES_DIR / "feature_store.cluster-redis.yaml",
 }
 FEATURE_VIEWS = ("technical_indicators", "indicator_window")
 INDICATORS_VIEW = "technical_indicators"  # the view training sets join point in time
@@ -87,9 +90,27 @@ class MaterializeResult:
     up_to_date: bool = False
 
 
+def config_name(settings: Settings) -> str:
+    """`local`, `cluster` (everything in PostgreSQL) or `cluster-redis` (online store in Redis, registry in S3)."""
+    if settings.mode == "cluster" and settings.feast_online_store == "redis":
+        return "cluster-redis"
+    return settings.mode
+
+
 def config_file(settings: Settings) -> Path:
     """The feature_store YAML file of the settings' mode."""
-    return CONFIG_FILES[settings.mode]
+    return CONFIG_FILES[config_name(settings)]
+
+
+def redis_connection_string(redis_url: str) -> str:
+    """REDIS_URL (redis://[:password@]host:port[/db], rediss:// for TLS) as Feast's `host:port,db=N,...` string."""
+    parts = urlsplit(redis_url)
+    fields = [f"{parts.hostname}:{parts.port or 6379}", f"db={parts.path.strip('/') or 0}"]
+    if parts.password:
+        fields.append(f"password={unquote(parts.password)}")
+    if parts.scheme == "rediss":
+        fields.append("ssl=true")
+    return ",".join(fields)
 
 
 def feast_env(settings: Settings) -> dict[str, str]:
@@ -98,7 +119,7 @@ def feast_env(settings: Settings) -> dict[str, str]:
         return {"AICASH_HOME": str(settings.aicash_home)}
     url = make_url(settings.sqlalchemy_url)
     query = {k: v if isinstance(v, str) else v[0] for k, v in url.query.items()}
-    return {
+    env = {
         "AICASH_PG_HOST": url.host or query.get("host", "localhost"),
         "AICASH_PG_PORT": str(url.port or query.get("port", 5432)),
         "AICASH_PG_DATABASE": url.database or "postgres",
@@ -107,6 +128,10 @@ def feast_env(settings: Settings) -> dict[str, str]:
         "AICASH_PG_SSLMODE": query.get("sslmode", "prefer"),
         "AICASH_FEAST_REGISTRY_URL": url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False),
     }
+    if config_name(settings) == "cluster-redis" and settings.redis_url is not None:
+        env["AICASH_S3_BUCKET"] = settings.s3_bucket
+        env["AICASH_REDIS_CONNECTION"] = redis_connection_string(settings.redis_url.get_secret_value())
+    return env
 
 
 def cli_env(settings: Settings) -> dict[str, str]:
@@ -115,6 +140,8 @@ def cli_env(settings: Settings) -> dict[str, str]:
     env = {"AICASH_HOME": str(settings.aicash_home), **feast_env(settings)}
     if settings.database_url is not None:
         env["DATABASE_URL"] = settings.database_url.get_secret_value()
+    if settings.s3_endpoint_url and config_name(settings) == "cluster-redis":
+        env["FEAST_S3_ENDPOINT_URL"] = settings.s3_endpoint_url  # Feast's S3 registry store reads it
     env["FEAST_FS_YAML_FILE_PATH"] = str(config_file(settings))
     env["FEATURE_REPO_DIR_ENV_VAR"] = str(FEATURES_DIR)  # Feast's name for `feast --chdir`
     return env
@@ -145,14 +172,19 @@ def get_store(settings: Settings) -> FeatureStore:
     from feast import FeatureStore
 
     _prepare_storage(settings)
+    if settings.s3_endpoint_url and config_name(settings) == "cluster-redis":
+        os.environ["FEAST_S3_ENDPOINT_URL"] = settings.s3_endpoint_url  # read by Feast's S3 registry store
     return FeatureStore(repo_path=str(FEATURES_DIR), config=repo_config(settings))
 
 
 def _prepare_storage(settings: Settings) -> None:
     """Local: the folder of the registry and online store. Cluster: schema `feast`, which the SQL registry needs
-    before it creates its tables there (checked first: serving needs no CREATE privilege once it exists)."""
+    before it creates its tables there (checked first: serving needs no CREATE privilege once it exists).
+    Cluster with Redis: nothing, so that the store opens while PostgreSQL is down."""
     if settings.mode == "local":
         (settings.aicash_home / "features").mkdir(parents=True, exist_ok=True)
+        return
+    if config_name(settings) == "cluster-redis":
         return
     engine = engine_for(settings)
     try:
@@ -181,10 +213,16 @@ def apply(settings: Settings) -> ApplyResult:
     with _quiet():
         store.apply(objects, objects_to_delete=stale, partial=not stale)
     return ApplyResult(
-        registry=str(store.config.registry.path) if settings.mode == "local" else "sql (schema feast)",
+        registry=str(store.config.registry.path) if settings.mode == "local" else _registry_label(settings),
         applied=[f"{type(o).__name__} {o.name}" for o in objects],
         removed=[f"{type(o).__name__} {o.name}" for o in stale],
     )
+
+
+def _registry_label(settings: Settings) -> str:
+    if config_name(settings) == "cluster-redis":
+        return f"s3://{settings.s3_bucket}/feast/registry.db"
+    return "sql (schema feast)"
 
 
 def _stale_objects(store: FeatureStore, defined: set[tuple[str, str]]) -> list:  # type: ignore[type-arg]

@@ -1,6 +1,6 @@
 """The aicash platform stack: read the stack's config and compose the components.
 
-Order: cluster -> database and bucket -> settings -> migrations Job -> services and jobs.
+Order: cluster -> database, bucket and Redis (Feast's online store) -> settings -> migrations Job -> services and jobs.
 """
 
 import sys
@@ -23,6 +23,7 @@ from infra.migrations import Migrations, MigrationsArgs  # noqa: E402
 from infra.monitoring import Monitoring, MonitoringArgs  # noqa: E402
 from infra.network_policies import NetworkPolicies, NetworkPoliciesArgs  # noqa: E402
 from infra.object_store import MINIO_PORT, ObjectStore, ObjectStoreArgs  # noqa: E402
+from infra.online_store import OnlineStore, OnlineStoreArgs  # noqa: E402
 from infra.platform_settings import PlatformSettings, PlatformSettingsArgs  # noqa: E402
 
 cfg = load_config()
@@ -72,6 +73,11 @@ store = ObjectStore(
     ),
     opts=in_cluster,
 )
+online_store = (
+    OnlineStore("online-store", OnlineStoreArgs(namespace=ns, password=cfg.redis_password, config=cfg.online_store),
+                opts=in_cluster)
+    if cfg.redis_password is not None else None
+)
 settings = PlatformSettings(
     "settings",
     PlatformSettingsArgs(
@@ -89,6 +95,7 @@ settings = PlatformSettings(
         smtp=cfg.smtp,
         kfp_host=api_url(kfp_ns),
         kfp_image=cfg.image(cfg.platform_image),
+        redis_url=online_store.url if online_store is not None else None,
     ),
     opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[cluster, database, store]),
 )
@@ -124,6 +131,7 @@ NetworkPolicies(
         in_cluster_data=not on_aws,
         database_cidrs=tuple(cluster.database_cidrs),
         smtp_port=cfg.smtp.port,
+        redis=online_store is not None,
     ),
     opts=in_cluster,
 )

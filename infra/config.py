@@ -18,8 +18,8 @@ Cloud = Literal["local", "aws"]
 
 # Secrets each stack needs; `aicash infra render` stands in placeholders for them.
 SECRET_KEYS: dict[str, tuple[str, ...]] = {
-    "local": ("dbPassword", "smtpPassword", "minioPassword"),
-    "aws": ("dbPassword", "smtpPassword"),
+    "local": ("dbPassword", "smtpPassword", "minioPassword", "redisPassword"),
+    "aws": ("dbPassword", "smtpPassword", "redisPassword"),
 }
 
 
@@ -123,6 +123,24 @@ class DatabaseConfig:
 
 
 @dataclass(frozen=True)
+class OnlineStoreConfig:
+    """Feast's online store: `redis` (a Redis StatefulSet in the namespace; predictions keep answering while
+    PostgreSQL is down) or `postgres` (in the platform database, no Redis to run)."""
+
+    type: Literal["redis", "postgres"] = "redis"
+    image: str = "redis:7.4.1-bookworm"
+    storage_gb: int = 2
+    cpu_request: str = "100m"
+    memory_request: str = "256Mi"
+    cpu_limit: str = "1"
+    memory_limit: str = "512Mi"
+
+    def __post_init__(self) -> None:
+        if self.type not in ("redis", "postgres"):
+            raise ConfigError(f"aicash:onlineStore: type must be 'redis' or 'postgres', got {self.type!r}")
+
+
+@dataclass(frozen=True)
 class StorageConfig:
     """The bucket for models and artifacts; MinIO stands in for S3 on `local`."""
 
@@ -168,6 +186,7 @@ class StackConfig:
     db_password: pulumi.Output[str]
     smtp_password: pulumi.Output[str]
     minio_password: pulumi.Output[str] | None = None
+    redis_password: pulumi.Output[str] | None = None  # with onlineStore type redis
     kube_context: str | None = None
     aws_region: str | None = None
     install_addons: bool = False
@@ -178,6 +197,7 @@ class StackConfig:
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    online_store: OnlineStoreConfig = field(default_factory=OnlineStoreConfig)
     kfp: KfpConfig = field(default_factory=KfpConfig)
     eks: EksConfig = field(default_factory=EksConfig)
 
@@ -218,6 +238,7 @@ def load_config() -> StackConfig:
     cloud = cfg.get("cloud") or "local"
     if cloud not in SECRET_KEYS:
         raise ConfigError(f"aicash:cloud: expected 'local' or 'aws', got {cloud!r}")
+    online_store = build(OnlineStoreConfig, cfg.get_object("onlineStore"), "onlineStore")
     return StackConfig(
         stack=pulumi.get_stack(),
         cloud=cloud,  # type: ignore[arg-type]
@@ -229,6 +250,7 @@ def load_config() -> StackConfig:
         db_password=cfg.require_secret("dbPassword"),
         smtp_password=cfg.require_secret("smtpPassword"),
         minio_password=cfg.require_secret("minioPassword") if cloud == "local" else None,
+        redis_password=cfg.require_secret("redisPassword") if online_store.type == "redis" else None,
         kube_context=cfg.get("kubeContext"),
         aws_region=pulumi.Config("aws").require("region") if cloud == "aws" else None,
         install_addons=cfg.get_bool("installAddons") or False,
@@ -239,6 +261,7 @@ def load_config() -> StackConfig:
         monitoring=build(MonitoringConfig, cfg.get_object("monitoring"), "monitoring"),
         database=build(DatabaseConfig, cfg.get_object("database"), "database"),
         storage=build(StorageConfig, cfg.get_object("storage"), "storage"),
+        online_store=online_store,
         kfp=build(KfpConfig, cfg.get_object("kfp"), "kfp"),
         eks=build(EksConfig, cfg.get_object("eks"), "eks"),
     )

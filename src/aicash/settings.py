@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +41,16 @@ class Settings(BaseSettings):
     ml_api_url: str = Field(default="http://127.0.0.1:3000", description="Public ML API base URL.")
     training_api_url: str = Field(default="http://127.0.0.1:3000", description="Training (admin) API base URL.")
     inference_api_url: str = Field(default="http://127.0.0.1:3000", description="Inference service base URL.")
+
+    feast_online_store: Literal["postgres", "redis"] = Field(
+        default="postgres",
+        description="Cluster mode's Feast online store. redis: the online store in Redis and the Feast registry in "
+        "the bucket, so predictions keep answering while PostgreSQL is down (needs REDIS_URL, USE_S3_STORAGE).",
+    )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Redis for FEAST_ONLINE_STORE=redis: redis://[:password@]host:6379[/db]; rediss:// for TLS.",
+    )
 
     kfp_host: str | None = Field(
         default=None, description="KFP API endpoint; when set, POST /train submits there instead of running locally."
@@ -107,10 +117,34 @@ class Settings(BaseSettings):
             raise ValueError("only postgresql:// and sqlite:/// URLs are supported")
         return SecretStr(raw)
 
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        parsed = urlsplit(value.get_secret_value().strip())
+        if parsed.scheme not in {"redis", "rediss"} or not parsed.hostname:
+            raise ValueError("not a Redis URL; use redis://[:password@]host:6379/0 (rediss:// for TLS)")
+        try:
+            _ = parsed.port
+        except ValueError:
+            raise ValueError("the port is not a number; use redis://host:6379/0") from None
+        if parsed.path.strip("/") and not parsed.path.strip("/").isdigit():
+            raise ValueError("the database must be a number; use redis://host:6379/0")
+        if parsed.password and "," in unquote(parsed.password):
+            raise ValueError("the password contains ',', which Feast's Redis connection string cannot carry: "
+                             "use a password without commas")
+        return SecretStr(value.get_secret_value().strip())
+
     @model_validator(mode="after")
     def _check_s3(self) -> Settings:
         if self.use_s3_storage and not self.s3_bucket:
             raise ValueError("S3_BUCKET must be set when USE_S3_STORAGE is true")
+        if self.feast_online_store == "redis" and (self.redis_url is None or not self.use_s3_storage):
+            raise ValueError(
+                "FEAST_ONLINE_STORE=redis needs REDIS_URL (the online store) and USE_S3_STORAGE=true (the Feast "
+                "registry goes to the bucket): set both, or FEAST_ONLINE_STORE=postgres"
+            )
         return self
 
     @property
@@ -136,13 +170,24 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if name == "database_url":
                 value = make_url(self.sqlalchemy_url).render_as_string(hide_password=True)
+            elif name == "redis_url" and self.redis_url is not None:
+                value = _hide_password(self.redis_url.get_secret_value())
             elif isinstance(value, SecretStr):
                 value = "********" if value.get_secret_value() else ""
             shown[name.upper()] = "" if value is None else str(value)
         return shown
 
 
-_SECRET_NAMES = {"DATABASE_URL", "SMTP_PASSWORD"}
+_SECRET_NAMES = {"DATABASE_URL", "SMTP_PASSWORD", "REDIS_URL"}
+
+
+def _hide_password(url: str) -> str:
+    """`url` with its password, if any, shown as ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
 
 
 def load_settings(**overrides: object) -> Settings:

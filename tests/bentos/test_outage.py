@@ -100,9 +100,10 @@ def _outage_while_serving(proc, url: str, key: str, stoppable_postgres, engine) 
         during = [predict("during") for _ in range(20)]
         assert [r.status_code for r in during] == [200] * 20, during[-1].text
         assert all(r.json()["signal"] in {"BUY", "SELL", "HOLD"} for r in during)
-        _wait_for(lambda: health()["status"] == "degraded", 20, "/health reports degraded")
+        _wait_for(lambda: health()["status"] == "degraded" and health()["prediction_log"]["healthy"] is False, 20,
+                  "/health reports degraded, the prediction log behind")
         state = health()
-        assert state["prediction_log"]["healthy"] is False
+        assert any(p.startswith("model registry unreachable") for p in state["problems"]), state
         assert state["prediction_log"]["pending"] >= 20  # at least the answers made during the outage
         assert state["models"], state  # the loaded models are kept
 
@@ -181,3 +182,77 @@ def _live(url: str) -> bool:
         return httpx.get(url + "/livez", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.timeout(360)
+def test_started_while_the_database_is_down_it_answers_with_redis_online_store(  # type: ignore[no-untyped-def]
+    stoppable_postgres, redis_url, s3_bucket, moto_endpoint, tmp_path: Path
+) -> None:
+    """FEAST_ONLINE_STORE=redis: features from Redis, the Feast registry and the key snapshot from the bucket, the
+    model and weights from the Bento. Started with PostgreSQL down, the service is ready and answers; the log of
+    what it answered reaches `predictions` exactly once when the database returns, and the registry's split
+    replaces the bundled model, without a restart."""
+    from aicash.registry import store_for
+    from aicash.serving.key_snapshot import publish_key_snapshot
+    from aicash.serving.keys import revoke_key
+    from aicash.settings import load_settings
+
+    home = tmp_path / "home"
+    env, production, canary = _cluster_home(
+        home, stoppable_postgres.url, PREDICTION_CACHE_TTL_SECONDS="0", USE_S3_STORAGE="true", S3_BUCKET=s3_bucket,
+        S3_ENDPOINT_URL=moto_endpoint, FEAST_ONLINE_STORE="redis", REDIS_URL=redis_url,
+    )
+    subprocess.run(  # noqa: S603 - what `aicash serve --build` does first: the Bento's copy of the model
+        [sys.executable, "-c", "from aicash.settings import load_settings; from bentos.package import export_model; "
+         "export_model(load_settings())"], cwd=REPO, env=env | {"PYTHONPATH": str(REPO)}, check=True, timeout=120)
+    engine = make_engine(stoppable_postgres.url)
+    key, revoked = create_key(engine, "frontend", actor="test"), create_key(engine, "gone", actor="test")
+    revoke_key(engine, "gone", actor="test")
+    with environment(env):  # what `aicash keys create/revoke` do after the database write
+        publish_key_snapshot(engine, store_for(load_settings()))
+    stoppable_postgres.stop()
+    try:
+        with _serving(home, env) as (proc, url):
+            _answers_during_outage(proc, url, key, revoked, stoppable_postgres, engine, production, canary)
+    finally:
+        engine.dispose()
+
+
+def _answers_during_outage(proc, url: str, key: str, revoked: str, stoppable_postgres, engine,  # type: ignore[no-untyped-def]
+                           production: str, canary: str) -> None:
+    client = httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=15)
+    sent: list[str] = []
+    try:
+        _wait_for(lambda: proc.poll() is None and _ready(url), 120, "ready with the database down")
+        for i in range(20):
+            sent.append(f"redis-during-{i}")
+            answer = client.post("/predict", json=EXAMPLE_INPUT | {"request_id": sent[-1]})
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert body["model_version"] == production and body["model_status"] == "bundled", body
+            assert body["signal"] in {"BUY", "SELL", "HOLD"}
+        weights = client.get("/weights").json()["weights"]
+        assert weights and any(weights.values()), weights  # the Bento's weights, not an empty set
+        for bad in (revoked, "aic_" + "x" * 43):
+            refused = client.post("/predict", json=EXAMPLE_INPUT, headers={"X-API-Key": bad})
+            assert refused.status_code == 401, refused.text  # the snapshot tells valid from invalid
+        health = client.get("/health").json()
+        assert health["status"] == "degraded", health
+        assert any(p.startswith("model registry unreachable") for p in health["problems"]), health
+        assert health["prediction_log"]["pending"] >= 20, health
+
+        stoppable_postgres.start()
+        _wait_for(lambda: client.get("/health").json()["models"] == [[canary, 30.0], [production, 70.0]], 60,
+                  "the registry's split replaces the bundled model")
+        _wait_for(lambda: client.get("/health").json()["status"] == "ok", 30, "healthy once the database is back")
+        _wait_for(lambda: client.get("/health").json()["prediction_log"]["pending"] == 0, 30, "the log is written")
+        with engine.connect() as conn:
+            counts = dict(conn.execute(
+                select(Prediction.request_id, func.count()).where(Prediction.request_id.like("redis-%"))
+                .group_by(Prediction.request_id)
+            ).all())
+        assert counts == dict.fromkeys(sent, 1)  # every answer made during the outage, exactly once
+    finally:
+        client.close()

@@ -19,6 +19,7 @@ SECRETS = {
     "dbPassword": "db-Pa55/word+with@signs",
     "smtpPassword": "smtp-sekret-7f3a9c",
     "minioPassword": "minio-sekret-2b8e41",
+    "redisPassword": "redis-Pa55/word@9d1c",
 }
 
 

@@ -182,3 +182,34 @@ def test_the_settings_are_valid_for_aicash_itself(
     settings = load_settings()
     assert settings.mode == "cluster" and settings.use_s3_storage
     assert settings.kfp_host == env["KFP_HOST"] and settings.kfp_image == env["KFP_IMAGE"]
+
+
+def test_feast_online_store_is_a_password_protected_redis(objects: list[dict[str, Any]], stack: str) -> None:
+    from aicash.settings import Settings
+    from features.store import config_name
+
+    data = find(objects, "ConfigMap", kube.SETTINGS_CONFIGMAP, "aicash")["data"]
+    secret = find(objects, "Secret", kube.SETTINGS_SECRET, "aicash")["stringData"]
+    assert data["FEAST_ONLINE_STORE"] == "redis" and "REDIS_URL" not in data
+    url = urlsplit(secret["REDIS_URL"])
+    assert (url.hostname, url.port, unquote(url.password or "")) == (
+        "redis.aicash.svc.cluster.local", 6379, SECRETS["redisPassword"])
+    # the pods' environment is a valid aicash configuration that selects the Redis feature store
+    settings = Settings(**{k.lower(): v for k, v in {**data, **secret}.items() if k.lower() in Settings.model_fields})
+    assert config_name(settings) == "cluster-redis"
+
+    redis = pod_spec(find(objects, "StatefulSet", "redis", "aicash"))["containers"][0]
+    assert "$(REDIS_PASSWORD)" in redis["args"] and "--appendonly" in redis["args"]
+    assert redis["env"] == [{"name": "REDIS_PASSWORD", "valueFrom": {
+        "secretKeyRef": {"name": "redis-credentials", "key": "REDIS_PASSWORD"}}}]
+    assert redis["readinessProbe"]["exec"] and redis["livenessProbe"]["exec"]
+    ingress = find(objects, "NetworkPolicy", "redis-from-platform", "aicash")["spec"]
+    assert ingress["podSelector"]["matchLabels"] == kube.selector("redis")
+    assert ingress["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 6379}]
+
+
+def test_the_online_store_can_stay_in_postgres() -> None:
+    objs = manifests(run_program("dev", overrides={"onlineStore": json.dumps({"type": "postgres"})}))
+    assert find(objs, "ConfigMap", kube.SETTINGS_CONFIGMAP, "aicash")["data"]["FEAST_ONLINE_STORE"] == "postgres"
+    assert "REDIS_URL" not in find(objs, "Secret", kube.SETTINGS_SECRET, "aicash")["stringData"]
+    assert not [o for o in objs if o["metadata"].get("name") in {"redis", "redis-from-platform"}]

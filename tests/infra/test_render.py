@@ -93,7 +93,8 @@ def test_stack_config_passes_structures_as_json_and_stands_in_secrets(tmp_path: 
     assert config["aicash:imageTag"] == "9.9.9"
     assert config["aicash:dbPassword"] == "x"
     assert config["aicash:minioPassword"] == placeholder("minioPassword")
-    assert set(secret_keys) == {"aicash:dbPassword", "aicash:smtpPassword", "aicash:minioPassword"}
+    assert set(secret_keys) == {
+        "aicash:dbPassword", "aicash:smtpPassword", "aicash:minioPassword", "aicash:redisPassword"}
 
 
 def test_image_tag_rollback_changes_only_the_release_tag(tmp_path: Path) -> None:

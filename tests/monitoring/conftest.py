@@ -232,7 +232,3 @@ def kfp_api() -> Iterator[KfpApi]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-# S3 served by moto over real HTTP, shared with the registry's tests.
-from tests.registry.conftest import aws_env, moto_endpoint, s3_bucket  # noqa: E402, F401

@@ -79,3 +79,42 @@ def test_config_show_cli_masks_secrets_and_bad_value_exits_2(clean_env: Path, mo
     monkeypatch.setenv("MIN_ACCURACY", "lots")
     bad = CliRunner().invoke(app, ["config", "show"])
     assert bad.exit_code == 2 and "MIN_ACCURACY" in bad.stderr
+
+
+def test_redis_online_store_needs_its_url_and_the_bucket(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FEAST_ONLINE_STORE", "redis")
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert all(name in str(err.value) for name in ("FEAST_ONLINE_STORE", "REDIS_URL", "USE_S3_STORAGE"))
+    monkeypatch.setenv("FEAST_ONLINE_STORE", "memcached")
+    with pytest.raises(SettingsError, match="FEAST_ONLINE_STORE"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    "url", ["http://cache:6379", "redis://", "redis://:pw@cache:port/0", "redis://cache/x", "redis://:pw%2Cx@cache"]
+)
+def test_bad_redis_url_names_the_variable_not_the_password(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("REDIS_URL", url)
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert "REDIS_URL" in str(err.value) and ":pw@" not in str(err.value)
+
+
+def test_redis_settings_select_the_redis_feature_store(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from features.store import config_name, feast_env, redis_connection_string
+
+    for name, value in {"DATABASE_URL": "postgresql://u:p@db:5432/aicash", "USE_S3_STORAGE": "true",
+                        "S3_BUCKET": "models", "FEAST_ONLINE_STORE": "redis",
+                        "REDIS_URL": "rediss://:s3cr%40t@cache:6380/2"}.items():
+        monkeypatch.setenv(name, value)
+    s = load_settings()
+    assert config_name(s) == "cluster-redis"
+    assert feast_env(s)["AICASH_REDIS_CONNECTION"] == "cache:6380,db=2,password=s3cr@t,ssl=true"
+    assert feast_env(s)["AICASH_S3_BUCKET"] == "models"
+    assert s.masked()["REDIS_URL"] == "rediss://:***@cache:6380/2"
+    assert redis_connection_string("redis://cache") == "cache:6379,db=0"
+    monkeypatch.setenv("FEAST_ONLINE_STORE", "postgres")
+    assert config_name(load_settings()) == "cluster"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from aicash.cli.common import bad_input_exits, console
+from aicash.cli.common import bad_input_exits, console, settings_of
 from aicash.cli.db import ready_engine
+from aicash.registry import store_for
+from aicash.serving.key_snapshot import SNAPSHOT_KEY, publish_key_snapshot
 from aicash.serving.keys import ApiKeyError, create_key, list_keys, revoke_key
 
 app = typer.Typer(no_args_is_help=True)
@@ -19,18 +21,34 @@ def create(
     admin: bool = typer.Option(False, "--admin", help="Allow admin operations (train, promote, rollback)."),
 ) -> None:
     """Create a key and print it once; only its hash is stored."""
+    engine = ready_engine(ctx)
     with bad_input_exits(ApiKeyError):
-        key = create_key(ready_engine(ctx), name, admin=admin)
+        key = create_key(engine, name, admin=admin)
     console.print(f"created {'admin ' if admin else ''}key {name!r}; store it now, it is not shown again:")
     console.print(key, highlight=False, soft_wrap=True)
+    _publish_snapshot(ctx, engine)
 
 
 @app.command("revoke")
 def revoke(ctx: typer.Context, name: str = typer.Argument(..., help="Name of the key to revoke.")) -> None:
     """Revoke a key; every replica refuses it from the next request on."""
+    engine = ready_engine(ctx)
     with bad_input_exits(ApiKeyError):
-        revoke_key(ready_engine(ctx), name)
+        revoke_key(engine, name)
     console.print(f"revoked key {name!r}")
+    _publish_snapshot(ctx, engine)
+
+
+def _publish_snapshot(ctx: typer.Context, engine) -> None:  # type: ignore[no-untyped-def]
+    """Rewrite the key snapshot the service falls back on while the database is down; the change itself is
+    already in the database, so a failure here is a warning (the services rewrite it when they start)."""
+    store = store_for(settings_of(ctx))
+    try:
+        publish_key_snapshot(engine, store)
+    except Exception as exc:
+        console.print(f"[yellow]warning:[/] the key snapshot ({SNAPSHOT_KEY} in the artifact store) was not updated: "
+                      f"{type(exc).__name__}: {exc}. It is used only while the database is down; any service "
+                      "rewrites it when it starts.", highlight=False)
 
 
 @app.command("list")

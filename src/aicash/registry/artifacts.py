@@ -235,6 +235,17 @@ class ArtifactStore(ABC):
         """Remove a version's files (used to clean up a registration that failed)."""
         self._delete(self._keys(self._key(name, version)))
 
+    # -- small documents kept beside the models (the API key snapshot) -------------------------------------
+    def put_document(self, key: str, data: bytes) -> None:
+        """Write `data` under `key` (outside `models/`), replacing what was there."""
+        self._put_bytes(key, data)
+
+    def get_document(self, key: str) -> bytes | None:
+        """The bytes under `key`, or None when there is no such document."""
+        with tempfile.TemporaryDirectory(prefix=".aicash-document-") as tmp:
+            dest = Path(tmp) / "document"
+            return dest.read_bytes() if self._get(key, dest) else None
+
 
 class LocalArtifactStore(ArtifactStore):
     """Files under a local folder, by default `AICASH_HOME/models`."""

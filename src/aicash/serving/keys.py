@@ -1,8 +1,9 @@
 """API keys: created once and shown once; only a SHA-256 hash and a short prefix are stored.
 
 Verification looks the hash up in the database on every request, so a revoked key fails at once on every
-replica. If the database is unreachable, keys verified in the last `grace_seconds` still pass, so that
-predictions keep answering through a database outage.
+replica. If the database is unreachable, keys verified in the last `grace_seconds` still pass, and other keys are
+checked against the published key snapshot (`aicash.serving.key_snapshot`), so that predictions keep answering
+through a database outage, also on a replica that started during it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -81,11 +83,16 @@ class KeysUnavailableError(RuntimeError):
 
 
 class KeyVerifier:
-    """Checks presented keys against the database, with a short grace cache for database outages."""
+    """Checks presented keys against the database; during a database outage, against a short grace cache of keys
+    verified recently, then against `fallback` (a digest -> principal lookup such as `KeySnapshot.lookup`)."""
 
-    def __init__(self, engine: Engine, grace_seconds: float = 300.0) -> None:
+    def __init__(
+        self, engine: Engine, grace_seconds: float = 300.0,
+        fallback: Callable[[str], Principal | None] | None = None,
+    ) -> None:
         self.engine = engine
         self.grace_seconds = grace_seconds
+        self.fallback = fallback
         self._recent: dict[str, tuple[Principal, float]] = {}
         self._lock = threading.Lock()
 
@@ -109,9 +116,11 @@ class KeyVerifier:
             self._recent[digest] = (principal, time.monotonic())
         return principal
 
-    def _from_grace(self, digest: str) -> Principal:
+    def _from_grace(self, digest: str) -> Principal | None:
         with self._lock:
             hit = self._recent.get(digest)
         if hit and time.monotonic() - hit[1] < self.grace_seconds:
             return hit[0]
+        if self.fallback is not None:
+            return self.fallback(digest)
         raise KeysUnavailableError("API keys cannot be verified: the database is unreachable; retry shortly")

@@ -92,6 +92,7 @@ class SignalRuntime:
     reload_seconds: float = 10.0
     models: list[LoadedModel] = field(default_factory=list)
     weights: Mapping[str, float] = field(default_factory=dict)
+    reload_error: str | None = None  # why the last registry reload failed; None after a good one
 
     def __post_init__(self) -> None:
         self.cache: TTLCache[tuple[Prediction, dict[str, float]]] = TTLCache(self.cache_ttl_seconds)
@@ -109,7 +110,9 @@ class SignalRuntime:
             models, weights = list(self.load_models()), dict(self.read_weights())
         except Exception as exc:  # the store or database may be down: keep serving what is loaded
             log.warning("registry reload failed, keeping %s: %s", [m.version for m in self.models], exc)
+            self.reload_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
             return False
+        self.reload_error = None
         with self._lock:
             changed = [(m.version, m.traffic_percentage) for m in models] != self.split()
             self.models, self.weights = models, weights
