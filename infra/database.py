@@ -110,26 +110,7 @@ class Database(Component):
         k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
             metadata=kube.meta(NAME, ns, "database"),
-            spec={
-                "serviceName": NAME,
-                "replicas": 1,
-                "selector": {"matchLabels": kube.selector(NAME)},
-                "template": {
-                    "metadata": {"labels": kube.labels(NAME, "database")},
-                    "spec": kube.pod_spec(
-                        [server], run_as_user=POSTGRES_UID, fs_group=POSTGRES_UID, service_account=None
-                    ),
-                },
-                "volumeClaimTemplates": [
-                    {
-                        "metadata": {"name": "data"},
-                        "spec": {
-                            "accessModes": ["ReadWriteOnce"],
-                            "resources": {"requests": {"storage": f"{cfg.storage_gb}Gi"}},
-                        },
-                    }
-                ],
-            },
+            spec=kube.stateful_spec(NAME, "database", server, uid=POSTGRES_UID, storage_gb=cfg.storage_gb),
             opts=self.child_opts(depends_on=[credentials]),
         )
         return pulumi.Output.from_input(f"{NAME}.{ns}.svc.cluster.local")

@@ -151,6 +151,24 @@ def pod_spec(
     return spec
 
 
+def stateful_spec(name: str, component: str, container: Obj, *, uid: int, storage_gb: int) -> Obj:
+    """The spec of a one-replica StatefulSet running `container` as `uid`, with a `data` volume claim of
+    `storage_gb` (PostgreSQL, MinIO and Redis in the cluster)."""
+    return {
+        "serviceName": name,
+        "replicas": 1,
+        "selector": {"matchLabels": selector(name)},
+        "template": {
+            "metadata": {"labels": labels(name, component)},
+            "spec": pod_spec([container], run_as_user=uid, fs_group=uid, service_account=None),
+        },
+        "volumeClaimTemplates": [{
+            "metadata": {"name": "data"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": f"{storage_gb}Gi"}}},
+        }],
+    }
+
+
 def slug(value: str, max_length: int = 40) -> str:
     """A DNS-1123 label fragment of `value` (for names that carry an image tag)."""
     text = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-")

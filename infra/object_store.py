@@ -151,24 +151,7 @@ class ObjectStore(Component):
         k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
             metadata=kube.meta(NAME, ns, "object-store"),
-            spec={
-                "serviceName": NAME,
-                "replicas": 1,
-                "selector": {"matchLabels": kube.selector(NAME)},
-                "template": {
-                    "metadata": {"labels": kube.labels(NAME, "object-store")},
-                    "spec": kube.pod_spec([server], run_as_user=MINIO_UID, fs_group=MINIO_UID, service_account=None),
-                },
-                "volumeClaimTemplates": [
-                    {
-                        "metadata": {"name": "data"},
-                        "spec": {
-                            "accessModes": ["ReadWriteOnce"],
-                            "resources": {"requests": {"storage": f"{cfg.storage_gb}Gi"}},
-                        },
-                    }
-                ],
-            },
+            spec=kube.stateful_spec(NAME, "object-store", server, uid=MINIO_UID, storage_gb=cfg.storage_gb),
             opts=child,
         )
         self._bucket_job(name, ns, cfg, child)

@@ -77,20 +77,7 @@ class OnlineStore(Component):
         k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
             metadata=kube.meta(NAME, ns, "online-store"),
-            spec={
-                "serviceName": NAME,
-                "replicas": 1,
-                "selector": {"matchLabels": kube.selector(NAME)},
-                "template": {
-                    "metadata": {"labels": kube.labels(NAME, "online-store")},
-                    "spec": kube.pod_spec([server], run_as_user=REDIS_UID, fs_group=REDIS_UID, service_account=None),
-                },
-                "volumeClaimTemplates": [{
-                    "metadata": {"name": "data"},
-                    "spec": {"accessModes": ["ReadWriteOnce"],
-                             "resources": {"requests": {"storage": f"{cfg.storage_gb}Gi"}}},
-                }],
-            },
+            spec=kube.stateful_spec(NAME, "online-store", server, uid=REDIS_UID, storage_gb=cfg.storage_gb),
             opts=self.child_opts(depends_on=[credentials]),
         )
         host = f"{NAME}.{ns}.svc.cluster.local"
