@@ -104,16 +104,19 @@ def test_bad_redis_url_names_the_variable_not_the_password(
 
 
 def test_redis_settings_select_the_redis_feature_store(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from features.store import config_name, feast_env, redis_connection_string
+    from features.store import cli_env, config_name, feast_env, redis_connection_string
 
     for name, value in {"DATABASE_URL": "postgresql://u:p@db:5432/aicash", "USE_S3_STORAGE": "true",
-                        "S3_BUCKET": "models", "FEAST_ONLINE_STORE": "redis",
+                        "S3_BUCKET": "models", "S3_ENDPOINT_URL": "http://minio:9000", "FEAST_ONLINE_STORE": "redis",
                         "REDIS_URL": "rediss://:s3cr%40t@cache:6380/2"}.items():
         monkeypatch.setenv(name, value)
     s = load_settings()
     assert config_name(s) == "cluster-redis"
     assert feast_env(s)["AICASH_REDIS_CONNECTION"] == "cache:6380,db=2,password=s3cr@t,ssl=true"
     assert feast_env(s)["AICASH_S3_BUCKET"] == "models"
+    env = cli_env(s)  # what `eval "$(aicash features env)"; feast serve` runs with (the feature server's pod)
+    assert env["FEAST_FS_YAML_FILE_PATH"].endswith("feature_store.cluster-redis.yaml")
+    assert env["FEAST_S3_ENDPOINT_URL"] == "http://minio:9000"
     assert s.masked()["REDIS_URL"] == "rediss://:***@cache:6380/2"
     assert redis_connection_string("redis://cache") == "cache:6379,db=0"
     monkeypatch.setenv("FEAST_ONLINE_STORE", "postgres")
