@@ -67,6 +67,16 @@ def test_cache_expires_and_evicts() -> None:
     assert cache.get("a") is None
 
 
+def test_cache_drops_expired_entries_as_new_ones_arrive() -> None:
+    cache: TTLCache[int] = TTLCache(ttl_seconds=0.2)
+    for i in range(100):
+        cache.put(f"old-{i}", i)
+    assert len(cache) == 100
+    time.sleep(0.25)
+    cache.put("new", 1)  # the 100 expired ones go with it, though nobody asked for them again
+    assert len(cache) == 1 and cache.get("new") == 1
+
+
 def test_routing_is_deterministic_and_proportional() -> None:
     split = [("v2-canary", 10.0), ("v1", 90.0)]
     ids = [f"req-{i}" for i in range(20_000)]
