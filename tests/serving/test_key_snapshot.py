@@ -11,7 +11,7 @@ import pytest
 from aicash.db.engine import make_engine
 from aicash.registry import LocalArtifactStore, S3ArtifactStore
 from aicash.serving.key_snapshot import SNAPSHOT_KEY, KeySnapshot, publish_key_snapshot
-from aicash.serving.keys import KeysUnavailableError, KeyVerifier, create_key, hash_key, revoke_key
+from aicash.serving.keys import KeysUnavailableError, KeyVerifier, create_key, hash_key, list_keys, revoke_key
 
 
 def _unreachable_engine():  # type: ignore[no-untyped-def]
@@ -76,3 +76,14 @@ def test_keys_cli_publishes_the_snapshot(cli, settings) -> None:  # type: ignore
     assert KeySnapshot(store).lookup(hash_key(key)).name == "web"
     assert cli("keys", "revoke", "web").exit_code == 0
     assert KeySnapshot(store).lookup(hash_key(key)) is None
+
+
+def test_keys_cli_warns_when_the_snapshot_cannot_be_written(cli, engine, monkeypatch, aws_env) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("USE_S3_STORAGE", "true")
+    monkeypatch.setenv("S3_BUCKET", "aicash-keys")
+    monkeypatch.setenv("S3_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    made = cli("keys", "create", "web")
+    assert made.exit_code == 0 and "aic_" in made.stdout  # the key is made: the database is the source of truth
+    said = " ".join(made.stdout.split())  # rich wraps long lines
+    assert "warning: the key snapshot (keys/api-keys.json in the artifact store) was not updated" in said
+    assert [k.name for k in list_keys(engine)] == ["web"]
