@@ -140,11 +140,17 @@ def cli_env(settings: Settings) -> dict[str, str]:
     env = {"AICASH_HOME": str(settings.aicash_home), **feast_env(settings)}
     if settings.database_url is not None:
         env["DATABASE_URL"] = settings.database_url.get_secret_value()
-    if settings.s3_endpoint_url and config_name(settings) == "cluster-redis":
-        env["FEAST_S3_ENDPOINT_URL"] = settings.s3_endpoint_url  # Feast's S3 registry store reads it
+    env.update(_feast_s3_env(settings))
     env["FEAST_FS_YAML_FILE_PATH"] = str(config_file(settings))
     env["FEATURE_REPO_DIR_ENV_VAR"] = str(FEATURES_DIR)  # Feast's name for `feast --chdir`
     return env
+
+
+def _feast_s3_env(settings: Settings) -> dict[str, str]:
+    """FEAST_S3_ENDPOINT_URL for the S3 registry of `cluster-redis` (Feast reads it from the environment only)."""
+    if settings.s3_endpoint_url and config_name(settings) == "cluster-redis":
+        return {"FEAST_S3_ENDPOINT_URL": settings.s3_endpoint_url}
+    return {}
 
 
 def render_config(settings: Settings) -> str:
@@ -172,8 +178,7 @@ def get_store(settings: Settings) -> FeatureStore:
     from feast import FeatureStore
 
     _prepare_storage(settings)
-    if settings.s3_endpoint_url and config_name(settings) == "cluster-redis":
-        os.environ["FEAST_S3_ENDPOINT_URL"] = settings.s3_endpoint_url  # read by Feast's S3 registry store
+    os.environ.update(_feast_s3_env(settings))
     return FeatureStore(repo_path=str(FEATURES_DIR), config=repo_config(settings))
 
 
@@ -213,16 +218,10 @@ def apply(settings: Settings) -> ApplyResult:
     with _quiet():
         store.apply(objects, objects_to_delete=stale, partial=not stale)
     return ApplyResult(
-        registry=str(store.config.registry.path) if settings.mode == "local" else _registry_label(settings),
+        registry="sql (schema feast)" if config_name(settings) == "cluster" else str(store.config.registry.path),
         applied=[f"{type(o).__name__} {o.name}" for o in objects],
         removed=[f"{type(o).__name__} {o.name}" for o in stale],
     )
-
-
-def _registry_label(settings: Settings) -> str:
-    if config_name(settings) == "cluster-redis":
-        return f"s3://{settings.s3_bucket}/feast/registry.db"
-    return "sql (schema feast)"
 
 
 def _stale_objects(store: FeatureStore, defined: set[tuple[str, str]]) -> list:  # type: ignore[type-arg]

@@ -171,7 +171,7 @@ class Settings(BaseSettings):
             if name == "database_url":
                 value = make_url(self.sqlalchemy_url).render_as_string(hide_password=True)
             elif name == "redis_url" and self.redis_url is not None:
-                value = _hide_password(self.redis_url.get_secret_value())
+                value = make_url(self.redis_url.get_secret_value()).render_as_string(hide_password=True)
             elif isinstance(value, SecretStr):
                 value = "********" if value.get_secret_value() else ""
             shown[name.upper()] = "" if value is None else str(value)
@@ -179,15 +179,6 @@ class Settings(BaseSettings):
 
 
 _SECRET_NAMES = {"DATABASE_URL", "SMTP_PASSWORD", "REDIS_URL"}
-
-
-def _hide_password(url: str) -> str:
-    """`url` with its password, if any, shown as ***."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -110,7 +110,7 @@ class SignalRuntime:
             models, weights = list(self.load_models()), dict(self.read_weights())
         except Exception as exc:  # the store or database may be down: keep serving what is loaded
             log.warning("registry reload failed, keeping %s: %s", [m.version for m in self.models], exc)
-            self.reload_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            self.reload_error = f"{type(exc).__name__}: {next(iter(str(exc).splitlines()), '')[:200]}"
             return False
         self.reload_error = None
         with self._lock:
