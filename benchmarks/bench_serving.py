@@ -4,9 +4,10 @@ configuration and request schema answering a constant, `benchmarks/bento_floor.p
 
 For each server and each concurrency (1, 8, 32 keep-alive connections, closed loop): throughput and the raw
 p50/p99 latency (no coordinated-omission correction) over a bounded period after a warm-up, and the server's
-CPU time per request. Each server runs pinned to core 0 and the load generator (`benchmarks.loadgen`) to
-core 1, so the generator does not steal the server's CPU. Every request carries distinct indicator values, so
-none is answered from the service's cache.
+CPU time per request. The three servers run side by side, each pinned to core 0, and are measured in turn in
+interleaved rounds (BENCH_SERVING_ROUNDS, default 5, the order rotating), so a drift of the shared machine's
+speed weighs on all three alike; the load generator (`benchmarks.loadgen`) runs on core 1, so it does not steal
+the servers' CPU. Every request carries distinct indicator values, so none is answered from the service's cache.
 
 Targets: the service reaches at least 70 % of the bare endpoint's throughput, with a p99 within 2x of it.
 
@@ -14,7 +15,8 @@ The service home is made like the HTTP tests': the EURUSD sample, materialized F
 registered model (the production architecture, trained for one epoch) at 100 %, and an API key, under a
 temporary AICASH_HOME and BENTOML_HOME. The rate limit is lifted for the run.
 
-Run: `python -m benchmarks serving` (BENCH_SERVING_SECONDS=10 measured seconds per level, 3 s warm-up).
+Run: `python -m benchmarks serving` (BENCH_SERVING_SECONDS=10 measured seconds per server and level, split over
+the rounds; 3 s of warm-up before a server's first round at a level, 1 s before each later one).
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import psutil
 
 from benchmarks.common import Row, row
@@ -40,7 +43,8 @@ from loadtest.run import stop_group
 
 REPO = Path(__file__).resolve().parents[1]
 LEVELS = (1, 8, 32)
-WARMUP_S = 3.0
+WARMUP_S = 3.0  # before a server's first round at a concurrency level
+ROUND_WARMUP_S = 1.0  # before each later round (new connections)
 THROUGHPUT_TARGET = 0.70
 P99_TARGET = 2.0
 BODY = ('{"symbol": "EURUSD", "indicators": {"rsi_value": %RSI%, "adx_value": %ADX%, "ema_12": 1.085, '
@@ -144,49 +148,84 @@ def _tree_cpu_seconds(root: psutil.Process) -> float:
     return total
 
 
-def measure(server: psutil.Process, url: str, headers: list[str], seconds: float) -> list[dict[str, Any]]:
-    """One load run per concurrency level against `url`; the load generator's figures plus server CPU/request."""
-    results = []
+def load_run(server: psutil.Process, url: str, headers: list[str], concurrency: int, seconds: float,
+             warmup: float, latencies: Path) -> dict[str, Any]:
+    """One load generator run against `url`: its figures, the server's CPU time and the raw latencies' file."""
+    cmd = [sys.executable, "-m", "benchmarks.loadgen", "--url", url, "--concurrency", str(concurrency),
+           "--duration", str(seconds), "--warmup", str(warmup), "--body", BODY, "--latencies", str(latencies)]
+    for header in headers:
+        cmd += ["--header", header]
+    cpu_before = _tree_cpu_seconds(server)
+    out = subprocess.run(_pinned(cmd, 1), cwd=REPO, capture_output=True, text=True,  # noqa: S603
+                         timeout=warmup + seconds + 60, check=True)
+    result = json.loads(out.stdout)
+    result["cpu_seconds"] = _tree_cpu_seconds(server) - cpu_before
+    return result
+
+
+def combined(rounds: list[dict[str, Any]], latency_files: list[Path]) -> dict[str, Any]:
+    """One server's rounds at one concurrency as one result: throughput over all measured seconds, percentiles
+    of all raw latencies, CPU per request (warm-ups included on both sides of that division)."""
+    ms = np.concatenate([np.load(f) for f in latency_files])
+    p50, p99 = (float(v) for v in np.percentile(ms, [50, 99])) if ms.size else (float("nan"), float("nan"))
+    ok = sum(r["statuses"].get("200", 0) for r in rounds)
+    return {
+        "concurrency": rounds[0]["concurrency"], "errors": sum(r["errors"] for r in rounds),
+        "rps": ok / sum(r["seconds"] for r in rounds), "p50_ms": p50, "p99_ms": p99,
+        "cpu_ms_per_request": sum(r["cpu_seconds"] for r in rounds) * 1000.0
+        / max(sum(r["total_requests"] for r in rounds), 1),
+        "round_rps": [r["rps"] for r in rounds],
+    }
+
+
+def interleaved(servers: dict[str, tuple[psutil.Process, str, list[str]]], seconds: float, rounds: int,
+                scratch: Path) -> dict[str, list[dict[str, Any]]]:
+    """At each concurrency, `rounds` rounds in which every server gets `seconds / rounds` of load in turn (the
+    order rotating), so that a change in the machine's speed during the run (shared hosts drift by tens of
+    per cent within minutes) weighs on every server alike instead of on whichever ran last."""
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
+    names = list(servers)
     for concurrency in LEVELS:
-        cmd = [sys.executable, "-m", "benchmarks.loadgen", "--url", url, "--concurrency", str(concurrency),
-               "--duration", str(seconds), "--warmup", str(WARMUP_S), "--body", BODY]
-        for header in headers:
-            cmd += ["--header", header]
-        cpu_before = _tree_cpu_seconds(server)
-        out = subprocess.run(_pinned(cmd, 1), cwd=REPO, capture_output=True, text=True,  # noqa: S603
-                             timeout=WARMUP_S + seconds + 60, check=True)
-        cpu = _tree_cpu_seconds(server) - cpu_before
-        result = json.loads(out.stdout)
-        result["cpu_ms_per_request"] = cpu * 1000.0 / max(result["total_requests"], 1)
-        results.append(result)
+        done: dict[str, list[tuple[dict[str, Any], Path]]] = {name: [] for name in names}
+        for r in range(rounds):
+            for name in names[r % len(names):] + names[: r % len(names)]:
+                proc, url, headers = servers[name]
+                file = scratch / f"{name}-c{concurrency}-r{r}.npy"
+                warmup = WARMUP_S if r == 0 else ROUND_WARMUP_S
+                done[name].append((load_run(proc, url, headers, concurrency, seconds / rounds, warmup, file), file))
+        for name in names:
+            results[name].append(combined([d for d, _ in done[name]], [f for _, f in done[name]]))
     return results
 
 
-def run_servers(seconds: float) -> dict[str, list[dict[str, Any]]]:
-    """Measures the bare endpoint, BentoML's floor (constant answer) and the service, one after the other."""
-    results: dict[str, list[dict[str, Any]]] = {}
-    with tempfile.TemporaryDirectory(prefix="aicash-bench-serving-") as folder:
+def run_servers(seconds: float, rounds: int) -> dict[str, list[dict[str, Any]]]:
+    """Starts the bare endpoint, BentoML's floor (constant answer) and the service side by side (each pinned to
+    core 0, idle while another is measured) and measures them in interleaved rounds."""
+    with tempfile.TemporaryDirectory(prefix="aicash-bench-serving-") as folder, ExitStack() as stack:
         home = Path(folder)
         _, artifacts, key = prepare_home(home)
         env = service_env(home)
         bindir = Path(sys.executable).parent
-        servers = {
+        commands = {
             "bare": ([sys.executable, "-m", "benchmarks.bare_server", "--model", str(artifacts), "--port"], []),
             "floor": ([str(bindir / "bentoml"), "serve", "benchmarks.bento_floor:FloorService", "--host",
                        "127.0.0.1", "--port"], []),
             "service": ([str(bindir / "aicash"), "serve", "--port"], [f"X-API-Key: {key}"]),
         }
-        for name, (cmd, headers) in servers.items():
+        servers = {}
+        for name, (cmd, headers) in commands.items():
             port = _free_port()
             url = f"http://127.0.0.1:{port}"
-            with running(_pinned([*cmd, str(port)], 0), env, f"{url}/readyz", home / f"{name}.log") as proc:
-                results[name] = measure(proc, f"{url}/predict", headers, seconds)
-    return results
+            proc = stack.enter_context(
+                running(_pinned([*cmd, str(port)], 0), env, f"{url}/readyz", home / f"{name}.log"))
+            servers[name] = (proc, f"{url}/predict", headers)
+        return interleaved(servers, seconds, rounds, home)
 
 
-def rows_of(results: dict[str, list[dict[str, Any]]], load: tuple[float, float]) -> list[Row]:
+def rows_of(results: dict[str, list[dict[str, Any]]], load: tuple[float, float], rounds: int) -> list[Row]:
     rows: list[Row] = [row("machine load average (1 min) at the start of the run", load[0], "runnable"),
-                       row("machine load average (1 min) at the end of the run", load[1], "runnable")]
+                       row("machine load average (1 min) at the end of the run", load[1], "runnable"),
+                       row("interleaved rounds per concurrency level", rounds, "rounds")]
     labels = {"bare": "bare Starlette", "floor": "BentoML floor (constant answer)", "service": "BentoML service"}
     for name, label in labels.items():
         for r in results[name]:
@@ -197,12 +236,16 @@ def rows_of(results: dict[str, list[dict[str, Any]]], load: tuple[float, float])
                 rows += [row(f"{label} c={c}: p50 (raw)", r["p50_ms"], "ms"),
                          row(f"{label} c={c}: p99 (raw)", r["p99_ms"], "ms")]
             rows.append(row(f"{label} c={c}: server CPU per request", r["cpu_ms_per_request"], "ms"))
-    for b, s in zip(results["bare"], results["service"], strict=True):
+    for b, f, s in zip(results["bare"], results["floor"], results["service"], strict=True):
         c = b["concurrency"]
         share, p99_ratio = s["rps"] / b["rps"], s["p99_ms"] / b["p99_ms"]
+        per_round = [sr / br for sr, br in zip(s["round_rps"], b["round_rps"], strict=True)]
         rows += [
             row(f"service / bare throughput, c={c}", share * 100, "%", f">= {THROUGHPUT_TARGET:.0%}",
                 share >= THROUGHPUT_TARGET and s["errors"] == 0),
+            row(f"service / bare throughput, c={c}: lowest round", min(per_round) * 100, "%"),
+            row(f"service / bare throughput, c={c}: highest round", max(per_round) * 100, "%"),
+            row(f"BentoML floor / bare throughput, c={c}", f["rps"] / b["rps"] * 100, "%"),
             row(f"service / bare p99, c={c}", p99_ratio, "x", f"<= {P99_TARGET:g}x", p99_ratio <= P99_TARGET),
         ]
     return rows
@@ -210,9 +253,10 @@ def rows_of(results: dict[str, list[dict[str, Any]]], load: tuple[float, float])
 
 def run() -> list[Row]:
     seconds = float(os.environ.get("BENCH_SERVING_SECONDS", "10"))
+    rounds = int(os.environ.get("BENCH_SERVING_ROUNDS", "5"))
     start_load = os.getloadavg()[0]
-    results = run_servers(seconds)
-    return rows_of(results, (start_load, os.getloadavg()[0]))
+    results = run_servers(seconds, rounds)
+    return rows_of(results, (start_load, os.getloadavg()[0]), rounds)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ core of load generation can drive a server on the other core.
         --warmup 3 --header "X-API-Key: aic_..." --body '{"symbol": "EURUSD", "indicators": {"rsi_value": %RSI%}}'
 
 Prints one JSON object: concurrency, requests, total_requests (warm-up included), errors, statuses, seconds,
-rps, p50_ms, p90_ms, p99_ms, max_ms.
+rps, p50_ms, p90_ms, p99_ms, max_ms; `--latencies FILE.npy` also keeps every measured latency.
 `%RSI%` and `%ADX%` in the body are replaced by values unique to each request (so no answer comes from a cache).
 """
 
@@ -97,9 +97,10 @@ async def _connection(
 
 async def run_load(
     url: str, concurrency: int, duration: float, warmup: float = 2.0, body: str | None = None,
-    headers: list[str] | None = None, timeout: float = 10.0,
+    headers: list[str] | None = None, timeout: float = 10.0, latencies_out: str | None = None,
 ) -> dict[str, float | int | dict[str, int]]:
-    """Drive `url` with `concurrency` connections for `warmup` + `duration` seconds; the measured figures."""
+    """Drive `url` with `concurrency` connections for `warmup` + `duration` seconds; the measured figures (and
+    every measured latency in ms, as a NumPy .npy file, when `latencies_out` names one)."""
     parts = urlsplit(url)
     make = request_factory(url, body, headers or [])
     start = time.perf_counter()
@@ -115,6 +116,8 @@ async def run_load(
     ms = np.asarray(latencies) * 1000.0 if latencies else np.zeros(1)
     p50, p90, p99 = (float(v) for v in np.percentile(ms, [50, 90, 99]))
     ok = statuses.get(200, 0)
+    if latencies_out is not None:
+        np.save(latencies_out, ms if latencies else np.zeros(0))
     return {
         "concurrency": concurrency, "requests": len(latencies), "total_requests": seq[1],
         "errors": sum(statuses.values()) - ok,
@@ -132,6 +135,7 @@ def main() -> None:
     parser.add_argument("--body", help="JSON body template (POST); %%RSI%% and %%ADX%% vary per request")
     parser.add_argument("--header", action="append", default=[], help="'Name: value', repeatable")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds before a request counts as failed")
+    parser.add_argument("--latencies", help="write every measured latency (ms) to this .npy file")
     args = parser.parse_args()
     try:
         from uvloop import new_event_loop as loop_factory
@@ -139,7 +143,7 @@ def main() -> None:
         loop_factory = None
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         result = runner.run(run_load(args.url, args.concurrency, args.duration, args.warmup, args.body,
-                                     args.header, args.timeout))
+                                     args.header, args.timeout, args.latencies))
     print(json.dumps(result))
 
 
