@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import bentoml
@@ -44,24 +45,24 @@ def export_model(settings: Settings, version: str | None = None) -> str:
     return f"{BENTO_MODEL}:{record.version}"
 
 
-def _latest_bundled() -> bentoml.Model | None:
+@dataclass(frozen=True)
+class BundledModel:
+    """The newest packaged model: its registry version, its folder, and the signal weights packaged with it."""
+
+    version: str
+    folder: Path
+    weights: dict[str, float] | None
+
+
+def bundled_model() -> BundledModel | None:
     """The newest packaged model in the Bento (or the local model store), if there is one."""
     try:
-        return bentoml.models.get(f"{BENTO_MODEL}:latest")
+        model = bentoml.models.get(f"{BENTO_MODEL}:latest")
     except bentoml.exceptions.NotFound:
         return None
-
-
-def bundled_model_dir() -> tuple[str, Path] | None:
-    """(version, folder) of the newest packaged model, if the Bento (or local store) has one."""
-    if (model := _latest_bundled()) is None:
-        return None
-    return str(model.info.metadata.get("version", model.tag.version)), Path(model.path)
-
-
-def bundled_weights() -> dict[str, float] | None:
-    """The signal weights packaged with the newest bundled model, if it has them."""
-    if (model := _latest_bundled()) is None:
-        return None
     weights = model.info.metadata.get("signal_weights")
-    return {str(k): float(v) for k, v in weights.items()} if isinstance(weights, dict) else None
+    return BundledModel(
+        version=str(model.info.metadata.get("version", model.tag.version)),
+        folder=Path(model.path),
+        weights={str(k): float(v) for k, v in weights.items()} if isinstance(weights, dict) else None,
+    )

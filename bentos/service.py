@@ -31,7 +31,7 @@ from aicash.serving.schemas import EXAMPLE_INPUT, BatchRequest, IndicatorsReques
 from aicash.settings import load_settings
 from aicash.training.artifacts import load_model
 from bentos.admin import VERSION_PATTERN, AdminError, AdminOps, PromoteRequest, RollbackRequest, TrainRequest
-from bentos.package import bundled_model_dir, bundled_weights
+from bentos.package import bundled_model
 from bentos.security import AdminAudit, SecurityMiddleware, actor_of
 from bentos.wiring import build_runtime, publish_keys, security_options, service_config
 
@@ -88,12 +88,12 @@ class SignalService:
         # CPU, and torch's default of one thread per core makes concurrent forward passes fight over the cores.
         torch.set_num_threads(1)
         self.runtime = build_runtime(SETTINGS)
-        if not self.runtime.models and (bundled := bundled_model_dir()) is not None:
-            version, folder = bundled  # the registry is unreachable: serve the model the Bento carries
-            log.warning("registry unavailable at start; serving the bundled model %s", version)
-            self.runtime.models = [LoadedModel(version, "bundled", 100.0, load_model(folder))]
+        if not self.runtime.models and (bundled := bundled_model()) is not None:
+            # the registry is unreachable: serve the model (and weights) the Bento carries
+            log.warning("registry unavailable at start; serving the bundled model %s", bundled.version)
+            self.runtime.models = [LoadedModel(bundled.version, "bundled", 100.0, load_model(bundled.folder))]
             if not self.runtime.weights:
-                self.runtime.weights = bundled_weights() or {}
+                self.runtime.weights = bundled.weights or {}
         publish_keys(SETTINGS)
         self.admin = AdminOps(SETTINGS, engine_for(SETTINGS), after_change=self._reload_now)
         self.started = time.time()

@@ -53,8 +53,8 @@ def test_build_packages_the_production_model_into_the_bento(tmp_path: Path) -> N
 
     # The model the Bento carries is byte for byte the registry's production artifacts.
     fetched = subprocess.run(  # noqa: S603 - bentos.package in a process of its own (BENTOML_HOME is read at import)
-        [sys.executable, "-c", "import json; from bentos.package import bundled_model_dir as b; v, p = b(); "
-         "print(json.dumps([v, str(p)]))"],
+        [sys.executable, "-c", "import json; from bentos.package import bundled_model as b; m = b(); "
+         "print(json.dumps([m.version, str(m.folder)]))"],
         cwd=REPO, env=env | {"PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120, check=True,
     )
     version, folder = json.loads(fetched.stdout.strip().splitlines()[-1])
