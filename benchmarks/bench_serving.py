@@ -105,10 +105,9 @@ def prepare_home(home: Path) -> tuple[str, Path, str]:
 def service_env(home: Path) -> dict[str, str]:
     """The environment of a service over `home` (local mode), rate limit lifted for load generation."""
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "USE_S3_STORAGE", "MODEL_VERSION"}}
-    pythonpath = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return env | {
         "AICASH_HOME": str(home), "BENTOML_HOME": str(home / "bentoml"), "FEAST_USAGE": "False",
-        "RATE_LIMIT_PER_MINUTE": str(10**9), "PYTHONPATH": pythonpath, "BENTOML_DO_NOT_TRACK": "True",
+        "RATE_LIMIT_PER_MINUTE": str(10**9), "BENTOML_DO_NOT_TRACK": "True",
     }
 
 

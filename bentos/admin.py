@@ -9,15 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import re
-import subprocess
-import sys
 import threading
-import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -36,11 +30,11 @@ from aicash.registry import (
 from aicash.registry.artifacts import NAME_PATTERN
 from aicash.serving.schemas import Symbol, Timeframe
 from aicash.settings import Settings
-from aicash.training.runs import finish_run, record_submission, start_run
+from aicash.training.runs import finish_run, start_run
+from pipelines.launch import ChildProcess, Executor, KfpUnavailableError, RunFailedError, run_here, submit
 
 log = logging.getLogger("aicash.service.admin")
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")  # KFP's local runner colours its messages
 STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
 VERSION_PATTERN = NAME_PATTERN.pattern
 Reason = Annotated[str, Field(min_length=1, max_length=500)]
@@ -99,68 +93,6 @@ class AdminError(Exception):
         self.message = message
 
 
-RunLocal = Callable[[int, str, dict[str, Any]], Any]
-SubmitKfp = Callable[[str, str, dict[str, Any]], str]
-REPO_ROOT = Path(__file__).resolve().parent.parent
-RUN_SCRIPT = (
-    "import json, sys\nfrom pathlib import Path\nfrom pipelines.runner import run_local\n"
-    "run_local(sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3]))\n"
-)
-CAUSE = re.compile(r"^\s*((?:[A-Za-z_][\w.]*)(?:Error|Exception)): (.+)$")
-
-
-class PipelineFailedError(RuntimeError):
-    """A local pipeline run exited non-zero; the message gives the failing step's own error."""
-
-
-def failure_cause(output: str) -> str:
-    """The last exception line that is not KFP's summary (`RuntimeError: Pipeline ... FAILURE`): the cause."""
-    found = [m.group(0).strip() for line in ANSI.sub("", output).splitlines() if (m := CAUSE.match(line))]
-    causes = [line for line in found if "finished with status" not in line]
-    return (causes or found or ["no error line in the log"])[-1][:1000]
-
-
-class LocalPipelineProcess:
-    """Runs a pipeline with KFP's local runner in a child process (not in the serving process: it is CPU-heavy and
-    KFP's local state is global); keeps the log in AICASH_HOME/kfp/logs/run-<id>.log."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.root = settings.aicash_home / "kfp"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __call__(self, run_id: int, name: str, arguments: dict[str, Any]) -> Path:
-        log_path = self.root / "logs" / f"run-{run_id}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-        with log_path.open("wb") as log:
-            self.proc = subprocess.Popen(  # noqa: S603 - fixed interpreter and script, arguments as data
-                [sys.executable, "-c", RUN_SCRIPT, name, json.dumps(arguments), str(self.root)],
-                cwd=REPO_ROOT, env=os.environ | {"PYTHONPATH": path}, stdout=log, stderr=subprocess.STDOUT,
-            )
-            code = self.proc.wait()
-        if code != 0:
-            output = log_path.read_text(errors="replace")
-            raise PipelineFailedError(f"pipeline {name} failed (exit code {code}): {failure_cause(output)} "
-                                      f"(full log: {log_path})")
-        return log_path
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-
-
-def _default_submit(settings: Settings) -> SubmitKfp:
-    def submit(name: str, host: str, arguments: dict[str, Any]) -> str:
-        try:
-            from pipelines.runner import submit as kfp_submit
-        except ImportError as exc:
-            raise AdminError(503, f"this image cannot submit pipelines ({exc}): include pipelines/ and kfp in "
-                                  "the Bento, or submit with `aicash pipeline submit`") from None
-        return kfp_submit(name, host, arguments, image=settings.kfp_image)
-
-    return submit
-
-
 def record_view(record: ModelRecord) -> dict[str, Any]:
     return {"name": record.name, "version": record.version, "status": record.status,
             "traffic_percentage": record.traffic_percentage, "gate_passed": record.gate_passed}
@@ -170,14 +102,13 @@ class AdminOps:
     """Training runs, promotion and rollback on behalf of an admin key."""
 
     def __init__(
-        self, settings: Settings, engine: Engine, *, run_local: RunLocal | None = None,
-        submit_kfp: SubmitKfp | None = None, after_change: Callable[[], Any] | None = None,
+        self, settings: Settings, engine: Engine, *, run_local: Executor | None = None,
+        after_change: Callable[[], Any] | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
-        self.local = LocalPipelineProcess(settings)
+        self.local = ChildProcess(settings)
         self.run_local = run_local or self.local
-        self.submit_kfp = submit_kfp or _default_submit(settings)
         self.after_change = after_change  # e.g. the runtime's reload, so a promotion serves at once
         self._lock = threading.Lock()
         self._running: int | None = None
@@ -207,32 +138,26 @@ class AdminOps:
     def _submit(self, pipeline: str, arguments: dict[str, Any], actor: str) -> dict[str, Any]:
         host = str(self.settings.kfp_host)
         try:
-            kfp_run = self.submit_kfp(pipeline, host, arguments)
-        except AdminError:
-            raise
-        except Exception as exc:
-            log.warning("KFP submit to %s failed: %s", host, exc)
+            run = submit(self.engine, self.settings, pipeline, arguments, host=host)
+        except ImportError as exc:
+            raise AdminError(503, f"this image cannot submit pipelines ({exc}): install kfp beside the aicash wheel "
+                                  "(its pipelines extra), or submit with `aicash pipeline submit`") from None
+        except KfpUnavailableError as exc:
+            log.warning("KFP submit to %s failed: %s", host, exc.__cause__)
             raise AdminError(502, f"KFP at KFP_HOST={host} refused or did not answer the submission: "
-                                  f"{type(exc).__name__}: {str(exc)[:200]}") from None
-        run_id = record_submission(self.engine, pipeline, arguments, kfp_run_id=kfp_run, host=host)
-        self._audit(actor, "training.submit", pipeline, {"run_id": run_id, "mode": "kfp", "kfp_run_id": kfp_run,
-                                                          **arguments})
-        return {"run_id": run_id, "status": "submitted", "mode": "kfp", "kfp_run_id": kfp_run, "pipeline": pipeline,
-                "arguments": arguments}
+                                  f"{type(exc.__cause__).__name__}: {str(exc.__cause__)[:200]}") from None
+        self._audit(actor, "training.submit", pipeline, {"run_id": run.run_id, "mode": "kfp",
+                                                          "kfp_run_id": run.kfp_id, **arguments})
+        return {"run_id": run.run_id, "status": "submitted", "mode": "kfp", "kfp_run_id": run.kfp_id,
+                "pipeline": pipeline, "arguments": arguments}
 
     def _run(self, run_id: int, pipeline: str, arguments: dict[str, Any]) -> None:
         try:
-            self.run_local(run_id, pipeline, arguments)
-        except PipelineFailedError as exc:
-            finish_run(self.engine, run_id, "failed", error=str(exc))
-            log.warning("training run %s (%s) failed: %s", run_id, pipeline, exc)
-        except BaseException as exc:  # every failure must close the run
-            error = ANSI.sub("", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
-            finish_run(self.engine, run_id, "failed", error=error)
-            log.warning("training run %s (%s) failed: %s", run_id, pipeline, exc)
+            done = run_here(self.engine, self.settings, pipeline, arguments, execute=self.run_local, run_id=run_id)
+        except RunFailedError as exc:
+            log.warning("training run %s (%s) failed: %s", run_id, pipeline, exc.cause)
         else:
-            version = finish_run(self.engine, run_id, "succeeded")
-            log.info("training run %s (%s) succeeded; registered %s", run_id, pipeline, version)
+            log.info("training run %s (%s) succeeded; registered %s", run_id, pipeline, done.model_version)
         finally:
             with self._lock:
                 self._running = None

@@ -20,7 +20,7 @@ from aicash.registry import current_production, get_model, load_artifacts, store
 from aicash.settings import Settings
 from aicash.signals.weights import current_weights
 
-BENTO_MODEL = "signal-lstm"
+BENTO_MODEL = MODEL_NAME  # the Bento's model store names the model as the registry does
 
 
 class NothingToPackageError(LookupError):

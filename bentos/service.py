@@ -36,7 +36,6 @@ from bentos.security import AdminAudit, SecurityMiddleware, actor_of
 from bentos.wiring import build_runtime, publish_keys, security_options, service_config
 
 log = logging.getLogger("aicash.service")
-SETTINGS = load_settings()
 
 LATENCY = Histogram(
     "aicash_request_latency_seconds", "Server-side latency per endpoint", ["endpoint"],
@@ -78,7 +77,9 @@ def _error(ctx: bentoml.Context, status: int, message: str, headers: dict[str, s
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-@bentoml.service(**service_config(SETTINGS))
+# BentoML takes the service's options (traffic, CORS origins) when the class is defined: the one read of the
+# settings at import. Everything else reads them when the worker builds the service and its middleware.
+@bentoml.service(**service_config(load_settings()))
 @bentoml.asgi_app(http_api, path="/")
 class SignalService:
     """Signals for the frontend from the approved LSTM, with the rule signal's composite score beside them."""
@@ -87,15 +88,16 @@ class SignalService:
         # One intra-op thread: requests already run in parallel (BentoML's thread pool) on a worker sized to one
         # CPU, and torch's default of one thread per core makes concurrent forward passes fight over the cores.
         torch.set_num_threads(1)
-        self.runtime = build_runtime(SETTINGS)
+        settings = load_settings()
+        self.runtime = build_runtime(settings)
         if not self.runtime.models and (bundled := bundled_model()) is not None:
             # the registry is unreachable: serve the model (and weights) the Bento carries
             log.warning("registry unavailable at start; serving the bundled model %s", bundled.version)
             self.runtime.models = [LoadedModel(bundled.version, "bundled", 100.0, load_model(bundled.folder))]
             if not self.runtime.weights:
                 self.runtime.weights = bundled.weights or {}
-        publish_keys(SETTINGS)
-        self.admin = AdminOps(SETTINGS, engine_for(SETTINGS), after_change=self._reload_now)
+        publish_keys(settings)
+        self.admin = AdminOps(settings, engine_for(settings), after_change=self._reload_now)
         self.started = time.time()
         # Warm up, then move everything alive now out of the collector's way (BentoML under load: GC pauses).
         gc.collect()
@@ -237,8 +239,12 @@ class SignalService:
             return _admin_error(exc)
 
 
-SignalService.add_asgi_middleware(
-    SecurityMiddleware, **security_options(SETTINGS), audit=AdminAudit(engine_for(SETTINGS))
-)
+def secured(app: Any) -> SecurityMiddleware:
+    """The security middleware around BentoML's app, built with the settings when the worker builds the app."""
+    settings = load_settings()
+    return SecurityMiddleware(app, **security_options(settings), audit=AdminAudit(engine_for(settings)))
+
+
+SignalService.add_asgi_middleware(secured)
 
 __all__ = ["EXAMPLE_INPUT", "SignalService"]

@@ -11,8 +11,7 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from aicash.db import migrate
-from aicash.db.engine import engine_for
+from aicash.db.engine import engine_for, ready_engine
 from aicash.model_input import MODEL_NAME
 from aicash.registry import current_production, list_models, load_artifacts, store_for
 from aicash.serving.cache import TTLCache
@@ -157,7 +156,7 @@ def publish_keys(settings: Settings) -> None:
 def build_runtime(settings: Settings) -> SignalRuntime:
     engine = engine_for(settings)
     try:
-        migrate.ensure_schema(engine, auto_upgrade=settings.mode == "local")
+        ready_engine(settings)
     except OperationalError as exc:  # down at start: serve what can be served, pick the rest up when it is back
         log.warning("database unreachable at start (%s); the service starts degraded", type(exc).__name__)
 

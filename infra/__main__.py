@@ -3,28 +3,21 @@
 Order: cluster -> database, bucket and Redis (Feast's online store) -> settings -> migrations Job -> services and jobs.
 """
 
-import sys
-from pathlib import Path
+import pulumi
 
-# Pulumi runs this file from inside infra/ (`main: infra/`); the repository root makes `infra.*` importable,
-# the same way `aicash infra render` and the tests import it.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import pulumi  # noqa: E402
-
-from infra.cluster import Cluster, ClusterArgs  # noqa: E402
-from infra.config import load_config  # noqa: E402
-from infra.database import Database, DatabaseArgs  # noqa: E402
-from infra.feature_server import FeatureServer, FeatureServerArgs  # noqa: E402
-from infra.inference import InferenceService, InferenceServiceArgs  # noqa: E402
-from infra.kfp_wiring import KfpWiring  # noqa: E402
-from infra.kubeflow import KubeflowPipelines, KubeflowPipelinesArgs, api_url  # noqa: E402
-from infra.migrations import Migrations, MigrationsArgs  # noqa: E402
-from infra.monitoring import Monitoring, MonitoringArgs  # noqa: E402
-from infra.network_policies import NetworkPolicies, NetworkPoliciesArgs  # noqa: E402
-from infra.object_store import MINIO_PORT, ObjectStore, ObjectStoreArgs  # noqa: E402
-from infra.online_store import OnlineStore, OnlineStoreArgs  # noqa: E402
-from infra.platform_settings import PlatformSettings, PlatformSettingsArgs  # noqa: E402
+from infra.cluster import Cluster, ClusterArgs
+from infra.config import load_config
+from infra.database import Database, DatabaseArgs
+from infra.feature_server import FeatureServer, FeatureServerArgs
+from infra.inference import InferenceService, InferenceServiceArgs
+from infra.kfp_wiring import KfpWiring
+from infra.kubeflow import KubeflowPipelines, KubeflowPipelinesArgs, api_url
+from infra.migrations import Migrations, MigrationsArgs
+from infra.monitoring import Monitoring, MonitoringArgs
+from infra.network_policies import NetworkPolicies, NetworkPoliciesArgs
+from infra.object_store import MINIO_PORT, ObjectStore, ObjectStoreArgs
+from infra.online_store import OnlineStore, OnlineStoreArgs
+from infra.platform_settings import PlatformSettings, PlatformSettingsArgs
 
 cfg = load_config()
 on_aws = cfg.cloud == "aws"

@@ -1,8 +1,8 @@
 """`FeatureServer`: Feast's HTTP feature server (`feast serve`) from the platform image.
 
-It serves the repository baked into the image at /app/features. `aicash features env` derives Feast's
-variables (registry URL, PostgreSQL host, user, password, sslmode, the cluster YAML file) from the platform's
-DATABASE_URL, so the server reads exactly the store the rest of the platform writes.
+It serves the `features` package installed in the image with the aicash wheel. `aicash features env` derives
+Feast's variables (registry URL, PostgreSQL host, user, password, sslmode, the cluster YAML file, the repository
+folder) from the platform's DATABASE_URL, so the server reads exactly the store the rest of the platform writes.
 """
 
 from __future__ import annotations

@@ -49,8 +49,6 @@ def plain_env(args: PlatformSettingsArgs) -> dict[str, pulumi.Input[str]]:
         "MIN_TRAINING_SAMPLES": str(args.values.min_training_samples),
         "MIN_ACCURACY": str(args.values.min_accuracy),
         "MIN_WIN_RATE": str(args.values.min_win_rate),
-        "ML_API_URL": args.public_url,
-        "TRAINING_API_URL": args.public_url,
         "INFERENCE_API_URL": args.public_url,
         "SMTP_HOST": args.smtp.host,
         "SMTP_PORT": str(args.smtp.port),

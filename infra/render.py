@@ -36,7 +36,7 @@ SECRET_SIG = "4dabf18193072939515e22adb298388d"  # noqa: S105
 REDACTED = "<redacted>"
 STACKS = ("dev", "prod")
 FAKE_ACCOUNT = "123456789012"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path()  # the Pulumi project (Pulumi.yaml, Pulumi.<stack>.yaml): the working folder, where Pulumi runs
 
 Kustomize = Callable[[str], list[dict[str, Any]]]
 

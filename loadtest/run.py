@@ -14,7 +14,7 @@ Exit 0 when every target is met (p95: /predict < 200 ms, /health < 50 ms, /weigh
 request), 1 when one is missed, 2 when there is nothing to test. On two or more cores the service is pinned
 to core 0 and Locust to core 1 (taskset): a load generator sharing the server's core distorts the figures.
 
-    python loadtest/run.py --duration 60 --users 16
+    python -m loadtest.run --duration 60 --users 16
 """
 
 from __future__ import annotations
@@ -181,8 +181,7 @@ def run_locust(url: str, key: str, users: int, seconds: int, reports: Path, *, u
            "--headless", "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--csv", str(prefix),
            "--html", str(reports / "report.html"), "--only-summary", "--stop-timeout", "5", "--loglevel", "WARNING",
            *extra_args, user_class]
-    env = os.environ | (extra_env or {}) | {"AICASH_API_KEY": key, "PYTHONPATH": os.pathsep.join(filter(None, [
-        str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = os.environ | (extra_env or {}) | {"AICASH_API_KEY": key}
     with (reports / "locust.log").open("w") as log:
         subprocess.run(pinned(cmd, 1), env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,  # noqa: S603
                        check=False, timeout=seconds + 120)

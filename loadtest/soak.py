@@ -13,7 +13,7 @@ process tree every `--sample-seconds`, and reports:
 Writes `soak.png` (latency and memory over time), Locust's HTML report and CSVs, and `memory.csv` under
 `--reports`. Exit 0 when both targets are met, 1 when one is missed, 2 when there is nothing to test.
 
-    python loadtest/soak.py --duration 300 --rate 50 --users 8
+    python -m loadtest.soak --duration 300 --rate 50 --users 8
 """
 
 from __future__ import annotations
@@ -31,11 +31,7 @@ from pathlib import Path
 import psutil
 from rich.table import Table
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # `python loadtest/soak.py` puts only loadtest/ on the path
-    sys.path.insert(0, str(REPO))
-
-from loadtest.run import (  # noqa: E402
+from loadtest.run import (
     HERE,
     NothingToTestError,
     console,

@@ -45,15 +45,15 @@ def make_components(image: str) -> SimpleNamespace:
     ) -> None:
         """Publish the out-of-sample figures next to the baselines, the confusion matrix and the HTML report."""
         import shutil
-        from pathlib import Path
 
+        from aicash.training.artifact_files import report_path
         from pipelines.steps import evaluation_figures
 
         figures = evaluation_figures(model.path)
         for name, value in figures["metrics"].items():
             metrics.log_metric(name, value)
         confusion.log_confusion_matrix(figures["classes"], figures["confusion_matrix"])
-        shutil.copyfile(Path(model.path, "report.html"), report.path)
+        shutil.copyfile(report_path(model.path), report.path)
 
     @component
     def gate(model: Input[Model]) -> NamedTuple("GateOutput", [("decision", str), ("reasons", str)]):  # noqa: UP014

@@ -1,7 +1,12 @@
-"""Run, compile, submit and schedule the pipelines: KFP's local runner here, `kfp.Client` against a cluster."""
+"""Run, compile, submit and schedule the pipelines: KFP's local runner here, `kfp.Client` against a cluster.
+
+`python -m pipelines.runner NAME ARGUMENTS_JSON PIPELINE_ROOT` runs one pipeline with the local runner (the
+service's child process for `POST /train`, see `pipelines.launch.ChildProcess`).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -11,15 +16,15 @@ from typing import Any
 
 from kfp import compiler
 
+from aicash.settings import Settings
 from pipelines import lstm_training, signal_weights
 
-DEFAULT_IMAGE = "aicash-platform:0.1.0"
+DEFAULT_IMAGE: str = Settings.model_fields["kfp_image"].default  # KFP_IMAGE's default, the one place it is written
 PIPELINES: dict[str, Callable[[str], Any]] = {
     lstm_training.NAME: lstm_training.build,
     signal_weights.NAME: signal_weights.build,
 }
-REPO_ROOT = Path(__file__).resolve().parent.parent
-COMPILED_DIR = REPO_ROOT / "pipelines" / "compiled"
+COMPILED_DIR = Path("pipelines") / "compiled"  # relative to the working folder: the checkout keeps its IR there
 
 
 class UnknownPipelineError(ValueError):
@@ -47,11 +52,6 @@ def run_local(name: str, arguments: dict[str, Any], pipeline_root: Path) -> Any:
     """Run a pipeline here with KFP's SubprocessRunner in the current environment (no caching locally)."""
     from kfp import local
 
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        [str(REPO_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    )
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
     pipeline_root.mkdir(parents=True, exist_ok=True)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root), raise_on_error=True)
     return pipeline_fn(name)(**arguments)
@@ -89,3 +89,7 @@ def schedule(name: str, host: str, cron: str, arguments: dict[str, Any], image: 
         pipeline_package_path=_package(name, image), params=arguments, enable_caching=True,
     )
     return str(job.recurring_run_id)
+
+
+if __name__ == "__main__":
+    run_local(sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3]))

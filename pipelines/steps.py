@@ -6,47 +6,48 @@ KFP's local runner and in the cluster's platform image.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from aicash.db import migrate
-from aicash.db.engine import engine_for
+from aicash.db.engine import ready_engine
 from aicash.indicators import INDICATOR_COLUMNS
 from aicash.market.store import load_candles
 from aicash.model_input import MODEL_NAME
-from aicash.settings import Settings, load_settings
+from aicash.settings import load_settings
+from aicash.training.artifact_files import read_metrics
 
 Log = Callable[[str], None]
 
 
-def _engine(settings: Settings):  # type: ignore[no-untyped-def]
-    engine = engine_for(settings)
-    migrate.ensure_schema(engine, auto_upgrade=settings.mode == "local")
-    return engine
-
-
 def materialize_features(symbols: list[str], timeframe: str, log: Log = print) -> str:
-    """Apply the Feast repository and materialize the latest features (offline tables and online store)."""
+    """Check that each requested series has candles (a run on a missing one stops here, naming it and the fix),
+    then apply the Feast repository and materialize the latest features, offline tables and online store. Feast
+    materializes whole feature views, so every series is refreshed, the requested ones among them."""
+    from aicash.market.ingest import count_bars
     from features.store import apply, materialize
 
     settings = load_settings()
+    engine = ready_engine(settings)
+    missing = [symbol for symbol in symbols if count_bars(engine, symbol, timeframe) == 0]
+    if missing:
+        raise ValueError(f"no {timeframe} candles for {missing}: run `aicash data ingest` first")
     apply(settings)
     summary = materialize(settings)
-    log(f"materialized features: {summary}")
+    requested = ", ".join(f"{symbol}/{timeframe}" for symbol in symbols) or f"every {timeframe} series"
+    log(f"materialized features (requested: {requested}): {summary}")
     return str(summary)
 
 
 def build_training_set(symbols: list[str], timeframe: str, out_path: str, log: Log = print) -> int:
     """Every bar of the symbols as an entity row, features joined point in time by Feast, plus close prices
     (for labels). Rows still in the indicators' warm-up are dropped."""
-    from features.store import training_frame
+    from features.training_join import training_frame
 
     settings = load_settings()
-    candles = load_candles(_engine(settings), symbols or None, timeframe)
+    candles = load_candles(ready_engine(settings), symbols or None, timeframe)
     if candles.empty:
         raise ValueError(f"no {timeframe} candles for {symbols or 'any symbol'}: run `aicash data ingest` first")
     entities = candles[["symbol", "timeframe", "ts"]].rename(columns={"ts": "event_timestamp"})
@@ -74,12 +75,12 @@ def train(training_set_path: str, config_json: str, model_dir: str, log: Log = p
 
     result = train_and_evaluate(frame, config, progress=progress)
     result.save(model_dir, gate(result, settings))
-    return json.loads(Path(model_dir, "metrics.json").read_text())
+    return read_metrics(model_dir)
 
 
 def evaluation_figures(model_dir: str) -> dict[str, Any]:
     """Flat out-of-sample figures of the model and each baseline, the class names and the confusion matrix."""
-    figures = json.loads(Path(model_dir, "metrics.json").read_text())
+    figures = read_metrics(model_dir)
     aggregate = figures["aggregate"]
     flat = {f"model_{k}": float(v) for k, v in aggregate["model"].items() if _is_number(v)}
     for baseline, values in aggregate["baselines"].items():
@@ -96,7 +97,7 @@ def gate_model(model_dir: str) -> tuple[bool, list[str]]:
     """The approval gate over the saved out-of-sample figures (MIN_* settings)."""
     from aicash.training.gating import EvaluationSummary, gate
 
-    summary = EvaluationSummary.from_metrics_json(json.loads(Path(model_dir, "metrics.json").read_text()))
+    summary = EvaluationSummary.from_metrics_json(read_metrics(model_dir))
     decision = gate(summary, load_settings())
     return decision.approved, list(decision.reasons)
 
@@ -106,9 +107,9 @@ def register(model_dir: str, approved: bool, reasons: list[str], actor: str = "p
     from aicash.registry import new_version, register_model, store_for
 
     settings = load_settings()
-    metrics = json.loads(Path(model_dir, "metrics.json").read_text())
+    metrics = read_metrics(model_dir)
     record = register_model(
-        _engine(settings), store_for(settings), name=MODEL_NAME, version=new_version(Path(model_dir)),
+        ready_engine(settings), store_for(settings), name=MODEL_NAME, version=new_version(Path(model_dir)),
         artifacts_dir=Path(model_dir), metrics=metrics, approved=approved, reasons=reasons, actor=actor,
     )
     return record.version
@@ -118,7 +119,7 @@ def optimize_weights(symbols: list[str], timeframe: str, source: str, log: Log =
     """Optimize the rule signal's weights from backtests (`backtest`) or real trades (`trades`)."""
     from aicash.signals.optimize import optimize_from_backtest, optimize_from_trades
 
-    engine = _engine(load_settings())
+    engine = ready_engine(load_settings())
     if source == "backtest":
         from aicash.market.store import summarize
 
@@ -137,7 +138,7 @@ def save_weights_if_better(result: dict[str, Any], actor: str = "pipeline", log:
 
     weights = WeightsResult.from_dict(result)
     try:
-        version = save_weights(_engine(load_settings()), weights, actor=actor)
+        version = save_weights(ready_engine(load_settings()), weights, actor=actor)
     except WeightsNotImprovedError as exc:
         outcome = f"not saved: {exc}"
     else:

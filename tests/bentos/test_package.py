@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -16,10 +16,9 @@ import yaml
 from aicash.db.engine import make_engine
 from aicash.model_input import MODEL_NAME
 from aicash.registry import load_artifacts, store_for
-from aicash.settings import Settings, load_settings
-from tests.bentos.conftest import REPO, _prepare, environment
-
-_SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
+from aicash.settings import load_settings
+from tests.support import REPO
+from tests.support.service import AICASH, environment, home_env, prepare_service_home
 
 
 def _digests(folder: Path) -> dict[str, str]:
@@ -30,14 +29,11 @@ def _digests(folder: Path) -> dict[str, str]:
 @pytest.mark.timeout(600)
 def test_build_packages_the_production_model_into_the_bento(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    env = {k: v for k, v in os.environ.items() if k not in _SETTINGS_ENV} | {
-        "AICASH_HOME": str(home), "BENTOML_HOME": str(home / "bentoml"), "FEAST_USAGE": "False",
-    }
+    env = home_env(home)
     with environment(env):
-        production, _canary = _prepare(home)
-    aicash = str(Path(sys.executable).parent / "aicash")
+        production, _canary = prepare_service_home(home)
 
-    done = subprocess.run([aicash, "serve", "--build"], cwd=REPO, env=env, capture_output=True, text=True,  # noqa: S603
+    done = subprocess.run([AICASH, "serve", "--build"], cwd=REPO, env=env, capture_output=True, text=True,  # noqa: S603
                           timeout=540, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert f"packaged signal-lstm:{production}" in done.stdout
@@ -48,14 +44,19 @@ def test_build_packages_the_production_model_into_the_bento(tmp_path: Path) -> N
     manifest = yaml.safe_load((bento / "bento.yaml").read_text())
     assert manifest["service"] == "bentos.service:SignalService"
     assert [m["tag"] for m in manifest["models"]] == [f"signal-lstm:{production}"]
-    assert (bento / "src" / "bentos" / "service.py").is_file() and (bento / "src" / "features" / "repo.py").is_file()
-    assert any(p.name.startswith("aicash-0.1.0") for p in (bento / "env" / "python" / "wheels").iterdir())
+    # The code comes from the aicash wheel, not from copied folders.
+    assert not list((bento / "src").rglob("*.py"))
+    [wheel] = [p for p in (bento / "env" / "python" / "wheels").iterdir() if p.name.startswith("aicash-0.1.0")]
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    assert {"bentos/service.py", "features/repo.py", "features/feature_store.cluster.yaml", "pipelines/launch.py",
+            "aicash/serving/runtime.py"} <= names
 
     # The model the Bento carries is byte for byte the registry's production artifacts.
     fetched = subprocess.run(  # noqa: S603 - bentos.package in a process of its own (BENTOML_HOME is read at import)
         [sys.executable, "-c", "import json; from bentos.package import bundled_model as b; m = b(); "
          "print(json.dumps([m.version, str(m.folder)]))"],
-        cwd=REPO, env=env | {"PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120, check=True,
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=True,
     )
     version, folder = json.loads(fetched.stdout.strip().splitlines()[-1])
     assert version == production

@@ -10,9 +10,7 @@ from aicash.market.ingest import ingest_frame
 from aicash.market.synth import synth_universe
 from aicash.settings import Settings
 from features import store
-
-BARS = 320
-FIRST_BARS = 300  # ingested at first; the last 20 arrive later in the incremental tests
+from tests.support.features import BARS, FIRST_BARS
 
 
 @pytest.fixture

@@ -17,14 +17,17 @@ from aicash.market.store import load_candles
 from aicash.market.synth import synth_universe
 from aicash.settings import Settings
 from features import point_in_time, store
+from features.config import FEATURES_DIR
 from features.repo import FEATURE_TTL
+from features.training_join import training_frame
 
 HOUR, FOUR_HOURS = pd.Timedelta("1h"), pd.Timedelta("4h")
+JOIN_LOG = "features.training_join"  # the logger of the join each training_frame call took
 
 
 def _paths(caplog: pytest.LogCaptureFixture) -> list[str]:
     """The join each `training_frame` call logged it took."""
-    return [r.getMessage().split(" by ")[1].split(" (")[0] for r in caplog.records if r.name == "features.store"]
+    return [r.getMessage().split(" by ")[1].split(" (")[0] for r in caplog.records if r.name == JOIN_LOG]
 
 
 def _with_gaps(candles: pd.DataFrame, rng: np.random.Generator, gap_after: int, gap: pd.Timedelta) -> pd.DataFrame:
@@ -79,9 +82,9 @@ def test_merge_asof_join_equals_feasts_get_historical_features(
 ) -> None:
     entity_df = _entity_df(gappy, np.random.default_rng(5))
     assert entity_df.duplicated(["symbol", "timeframe", "event_timestamp"]).sum() >= 40
-    with caplog.at_level(logging.INFO, logger="features.store"):
-        feast = store.training_frame(applied, entity_df, join="feast")
-        asof = store.training_frame(applied, entity_df, join="asof")
+    with caplog.at_level(logging.INFO, logger=JOIN_LOG):
+        feast = training_frame(applied, entity_df, join="feast")
+        asof = training_frame(applied, entity_df, join="asof")
     assert _paths(caplog) == ["feast", "merge_asof"]
 
     pd.testing.assert_frame_equal(asof, feast, check_exact=True)  # values, NaNs, order, index, dtypes
@@ -107,10 +110,10 @@ def test_auto_join_stays_with_feast_for_small_sets(
     applied: Settings, engine: Engine, gappy: dict[tuple[str, str], pd.Series], caplog: pytest.LogCaptureFixture
 ) -> None:
     entity_df = _entity_df(gappy, np.random.default_rng(6))
-    with caplog.at_level(logging.INFO, logger="features.store"):
-        auto = store.training_frame(applied, entity_df)
+    with caplog.at_level(logging.INFO, logger=JOIN_LOG):
+        auto = training_frame(applied, entity_df)
     assert _paths(caplog) == ["feast"]
-    pd.testing.assert_frame_equal(auto, store.training_frame(applied, entity_df, join="asof"), check_exact=True)
+    pd.testing.assert_frame_equal(auto, training_frame(applied, entity_df, join="asof"), check_exact=True)
 
 
 @pytest.mark.slow
@@ -133,8 +136,8 @@ def test_large_entity_df_takes_the_merge_asof_path(
     entity_df = pd.concat(
         [frame[["ts"]].assign(symbol=symbol, timeframe="1h") for symbol, frame in candles.items()], ignore_index=True
     ).rename(columns={"ts": "event_timestamp"})
-    with caplog.at_level(logging.INFO, logger="features.store"):
-        got = store.training_frame(applied, entity_df)
+    with caplog.at_level(logging.INFO, logger=JOIN_LOG):
+        got = training_frame(applied, entity_df)
     assert _paths(caplog) == ["merge_asof"]
     assert f"{2 * 100_000 * (100_000 - 49):,} row pairs" in caplog.records[-1].message  # bars x bars after warm-up
     assert len(got) == 200_000 and list(got.index) == list(entity_df.index)
@@ -152,9 +155,9 @@ def test_reach_bounds_the_rows_read(applied: Settings, engine: Engine, gappy: di
     at = gappy[("SYN002", "1h")].iloc[300]
     keys = pd.DataFrame({"symbol": ["SYN002"], "timeframe": ["1h"], "event_timestamp": [at]})
     db = engine if applied.mode == "cluster" else None
-    rows = point_in_time.read_feature_rows(spec, keys, str(store.FEATURES_DIR), db)
+    rows = point_in_time.read_feature_rows(spec, keys, str(FEATURES_DIR), db)
     assert set(rows["symbol"]) == {"SYN002"} and set(rows["timeframe"]) == {"1h"}
     assert rows["__aicash_ts"].max() == at and rows["__aicash_ts"].min() >= at - FEATURE_TTL
     assert point_in_time.join_pairs(keys, rows, spec.join_keys) == len(rows)
-    none = point_in_time.read_feature_rows(spec, keys.assign(symbol="SYN999"), str(store.FEATURES_DIR), db)
+    none = point_in_time.read_feature_rows(spec, keys.assign(symbol="SYN999"), str(FEATURES_DIR), db)
     assert none.empty and list(none.columns) == list(rows.columns)

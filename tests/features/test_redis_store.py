@@ -3,8 +3,6 @@ offline store in PostgreSQL; reading online features then needs nothing from Pos
 
 from __future__ import annotations
 
-import socket
-
 import boto3
 import pandas as pd
 import pytest
@@ -16,7 +14,8 @@ from aicash.db.engine import make_engine
 from aicash.market.ingest import ingest_frame
 from aicash.settings import load_settings
 from features import online, store
-from tests.features.conftest import FIRST_BARS
+from tests.support.features import FIRST_BARS
+from tests.support.net import free_port
 
 
 @pytest.fixture
@@ -27,6 +26,7 @@ def redis_env(monkeypatch, fresh_postgres_db, redis_url, s3_bucket, moto_endpoin
               "REDIS_URL": redis_url, "FEAST_USAGE": "False"}
     for name, value in values.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.delenv("FEAST_S3_ENDPOINT_URL", raising=False)  # the registry's endpoint comes from S3_ENDPOINT_URL
     monkeypatch.chdir(tmp_path)
     return values
 
@@ -57,9 +57,7 @@ def test_redis_online_store_serves_the_latest_bar_without_postgres(
     assert expected.event_timestamp == series[symbol]["ts"].iloc[FIRST_BARS - 1]
 
     # PostgreSQL out of reach (a port nothing listens on): a new store still opens and reads the same features.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        dead = sock.getsockname()[1]
+    dead = free_port()
     monkeypatch.setenv("DATABASE_URL", f"postgresql://aicash:pw@127.0.0.1:{dead}/aicash?connect_timeout=2")
     found = online.online_features(store.get_store(load_settings()), symbol)
     assert found.event_timestamp == expected.event_timestamp and found.indicators == expected.indicators

@@ -1,5 +1,4 @@
-"""apply, materialize (full, ranged, incremental) and the point-in-time training join, on SQLite + Parquet and on
-a real PostgreSQL."""
+"""apply and materialize (full, ranged, incremental), on SQLite + Parquet and on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ from aicash.market.store import load_candles
 from aicash.model_input import MODEL_FEATURES, WINDOW_BARS
 from aicash.settings import Settings
 from features import online, store
-from tests.features.conftest import FIRST_BARS
+from tests.support.features import FIRST_BARS
 
 
 def _expected(engine: Engine, symbol: str, end: pd.Timestamp | None = None) -> pd.DataFrame:
@@ -111,52 +110,6 @@ def test_bad_ranges_and_order_are_refused(applied: Settings, candles: dict[str, 
 def test_materialize_before_apply_says_so(settings: Settings, engine: Engine, candles: dict[str, pd.DataFrame]):
     with pytest.raises(store.NotAppliedError, match="aicash features apply"):
         store.materialize(settings)
-
-
-@pytest.mark.parametrize("join", store.JOINS)
-def test_training_frame_is_point_in_time_correct(
-    applied: Settings, engine: Engine, series: dict[str, pd.DataFrame], candles: dict[str, pd.DataFrame], join: str
-) -> None:
-    """Whichever join computes it (Feast's, merge_asof, or the one `auto` picks), no later bar reaches a row."""
-    ts = candles["SYN001"]["ts"]
-    stamps = [ts.iloc[10], ts.iloc[120], ts.iloc[120] + timedelta(minutes=30), ts.iloc[-1], ts.iloc[200]]
-    entity_df = pd.DataFrame(
-        {"symbol": ["SYN001"] * 4 + ["SYN002"], "timeframe": "1h", "event_timestamp": stamps, "label": range(5)},
-        index=[50, 40, 30, 20, 10],
-    )
-    store.materialize(applied)
-    before = store.training_frame(applied, entity_df, join=join)
-    assert list(before.index) == [50, 40, 30, 20, 10] and list(before["label"]) == list(range(5))
-    assert list(before.columns) == [*entity_df.columns, *INDICATOR_COLUMNS]
-    assert before.loc[50, list(INDICATOR_COLUMNS)].isna().all()  # bar 10 is inside the warm-up: nothing to join
-    for index, row in before.drop(index=50).iterrows():
-        # Recomputed from the candles up to the row's time only: no later bar can have leaked in.
-        truth = _expected(engine, row["symbol"], row["event_timestamp"]).iloc[-1]
-        assert truth["ts"] <= row["event_timestamp"], index
-        assert [row[c] for c in INDICATOR_COLUMNS] == [truth[c] for c in INDICATOR_COLUMNS], index
-    assert (before.loc[30, list(INDICATOR_COLUMNS)] == before.loc[40, list(INDICATOR_COLUMNS)]).all()
-
-    for symbol, frame in series.items():  # later candles arrive: no earlier row may change
-        ingest_frame(engine, frame.iloc[FIRST_BARS:], symbol, "1h")
-    store.materialize(applied)
-    pd.testing.assert_frame_equal(store.training_frame(applied, entity_df, join=join), before)
-
-
-def test_training_frame_needs_the_entity_columns(applied: Settings) -> None:
-    with pytest.raises(FeatureInputError, match="lacks columns"):
-        store.training_frame(applied, pd.DataFrame({"symbol": ["SYN001"]}))
-    rows = pd.DataFrame({"symbol": ["SYN001"], "timeframe": ["1h"], "event_timestamp": [pd.NaT]})
-    with pytest.raises(FeatureInputError, match="without an event_timestamp"):
-        store.training_frame(applied, rows)
-    with pytest.raises(ValueError, match="join must be one of"):
-        store.training_frame(applied, rows, join="spark")  # type: ignore[arg-type]
-
-
-def test_training_frame_of_no_rows_is_empty(applied: Settings, candles: dict[str, pd.DataFrame]) -> None:
-    store.materialize(applied)
-    empty = pd.DataFrame({"symbol": [], "timeframe": [], "event_timestamp": pd.to_datetime([], utc=True)})
-    got = store.training_frame(applied, empty)
-    assert got.empty and list(got.columns) == [*empty.columns, *INDICATOR_COLUMNS]
 
 
 def test_cluster_mode_keeps_feast_out_of_the_public_schema(

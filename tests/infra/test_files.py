@@ -1,4 +1,5 @@
-"""The files around the program parse and say what the platform relies on."""
+"""The files around the program parse and say what the platform relies on; the objects and files the docs name
+exist."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from typing import Any
 
 import yaml
 
-from aicash.settings import Settings
 from infra import kube
 from infra.config import SECRET_KEYS
-from infra.migrations import job_name
+from tests.support.docs import DOCS, kubernetes_names, repository_paths
+from tests.support.infra import find
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,14 +82,12 @@ def test_the_build_job_makes_what_the_bentofile_needs_before_building() -> None:
         "aicash features materialize",
         "aicash pipeline run lstm-training",
         "aicash models promote",
-        "aicash serve --build",  # exports the production model, builds the wheel into dist/, runs bentoml build
+        "aicash serve --build",  # exports the model, builds the wheel into dist/, runs bentoml build (tests/bentos)
     ]
     positions = [_position(runs, command) for command in order]
     assert positions == sorted(positions)
     promote = runs[_position(runs, "aicash models promote")]
     assert "--traffic 100" in promote and "--force" in promote and "--reason" in promote
-    serve = (ROOT / "src" / "aicash" / "cli" / "serve.py").read_text()
-    assert '"wheel", "--no-deps", "-q", "-w", "dist"' in serve and '"build", "-f", "bentos/bentofile.yaml"' in serve
     assert not any("bentoml build" in run for run in runs)  # only through `aicash serve --build`
 
 
@@ -114,61 +113,29 @@ def test_platform_image_is_slim_pinned_and_non_root() -> None:
     assert re.search(r"^USER (\d+):(\d+)$", dockerfile, re.M).group(1) == str(kube.PLATFORM_UID)
 
 
-def test_runbook_maps_incidents_and_rollbacks_to_commands() -> None:
-    runbook = (ROOT / "docs" / "runbook.md").read_text()
-    for heading in ("Training fails", "Predictions slow", "Memory pressure", "Database connection failures"):
-        assert f"## {heading}" in runbook or f"### {heading}" in runbook, heading
-    for command in ("aicash db downgrade", "aicash models rollback", "pulumi config set imageTag", "pulumi up"):
-        assert command in runbook, command
+# kubectl's short kinds, as the docs write them -> the object's kind
+_KINDS = {"deploy": "Deployment", "deployment": "Deployment", "job": "Job", "cronjob": "CronJob",
+          "configmap": "ConfigMap", "secret": "Secret", "svc": "Service", "service": "Service"}
 
 
-def test_platform_team_doc_covers_bring_up_and_kfp_access() -> None:
-    doc = (ROOT / "docs" / "platform-team.md").read_text()
-    for text in ("pulumi stack init dev", "pulumi up", "port-forward", "ml-pipeline-ui", "prod"):
-        assert text in doc, text
+def test_every_object_the_docs_name_is_one_the_program_creates(objects: list[dict[str, Any]]) -> None:
+    """`kubectl -n aicash logs deploy/aicash-feature-server`, `job/aicash-db-upgrade-0-1-0`, ...: what the commands
+    in README.md and docs/*.md act on exists in the stack."""
+    named = {(doc.name, kind, name) for doc in DOCS for kind, name in kubernetes_names(doc.read_text())}
+    assert named
+    created = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    assert not sorted((doc, f"{kind}/{name}") for doc, kind, name in named if (_KINDS[kind], name) not in created)
 
 
-def _commands(markdown: str) -> list[str]:
-    """Every line of the markdown's bash blocks."""
-    blocks = re.findall(r"```bash\n(.*?)```", markdown, re.S)
-    return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+def test_every_repository_path_the_docs_name_exists() -> None:
+    named = {(doc.name, path) for doc in DOCS for path in repository_paths(doc.read_text())}
+    assert named
+    assert not sorted((doc, path) for doc, path in named if not (ROOT / path).exists())
 
 
-def test_bring_up_lets_pulumi_create_the_namespace_and_then_adds_the_certificate() -> None:
-    """The `Cluster` component creates Namespace aicash: creating it by hand first makes `pulumi up` fail."""
-    commands = _commands((ROOT / "docs" / "platform-team.md").read_text())
-    assert not [c for c in commands if "create namespace" in c]
-    first_up = next(i for i, c in enumerate(commands) if c.startswith("pulumi up"))
-    tls = next(i for i, c in enumerate(commands) if "create secret tls aicash-inference-tls" in c)
-    assert first_up < tls
-
-
-def test_runbook_names_what_the_program_creates() -> None:
-    runbook = (ROOT / "docs" / "runbook.md").read_text()
-    jobs = set(re.findall(r"job/(aicash-db-upgrade-[\w.-]+)", runbook))
-    assert jobs == {job_name("0.1.0")} == {"aicash-db-upgrade-0-1-0"}, jobs  # the slug, not the raw tag
-    for path in re.findall(r"`(features/[\w./-]+\.yaml)`", runbook):
-        assert (ROOT / path).is_file(), path
-    for path in ("features/feature_store.cluster.yaml", "features/feature_store.local.yaml"):
-        assert path in runbook and "pull_latest_features: true" in (ROOT / path).read_text()
-    assert "50k" not in runbook and "410 MB" not in runbook  # not what the drift job compares
-
-
-def test_model_rollback_relies_on_the_registry_reload_not_a_restart() -> None:
-    runbook = (ROOT / "docs" / "runbook.md").read_text()
-    model = runbook[runbook.index("### Model"):]
-    rollback_block = re.search(r"```bash\n(.*?)```", model, re.S).group(1)
-    assert "aicash models rollback" in rollback_block and "rollout restart" not in rollback_block
-    assert "REGISTRY_RELOAD_SECONDS" in model and Settings.model_fields["registry_reload_seconds"].default == 10
-    assert "(10 s by default)" in model
-
-
-def test_readme_platform_section_says_how_to_reach_and_use_the_platform() -> None:
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## For the platform team: infrastructure as code"):]
-    section = section[: section.find("\n## ", 5)] if "\n## " in section[5:] else section
-    for text in ("port-forward svc/ml-pipeline-ui", "port-forward svc/ml-pipeline 8888:8888",
-                 "pulumi stack output inference_url", "kubectl -n aicash exec", "keys create",
-                 "aicash pipeline submit lstm-training --host", "pulumi stack select prod", "docs/platform-team.md",
-                 "docs/runbook.md"):  # fmt: skip
-        assert text in section, text
+def test_pulumi_creates_the_namespace_and_the_operator_adds_the_tls_secret(objects: list[dict[str, Any]]) -> None:
+    """The bring-up order: `pulumi up` creates Namespace aicash (one created beforehand makes it fail); the Ingress
+    reads a TLS secret that the program does not create (`kubectl create secret tls` afterwards)."""
+    assert [o for o in objects if o["kind"] == "Namespace" and o["metadata"]["name"] == "aicash"]
+    [tls] = find(objects, "Ingress", "aicash-inference")["spec"]["tls"]
+    assert not [o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] == tls["secretName"]]

@@ -13,7 +13,7 @@ from infra.config import ConfigError, InferenceConfig
 from infra.inference import NAME, PORT
 from infra.policy.rules import pod_spec
 from infra.render import manifests, run_program
-from tests.infra.conftest import find
+from tests.support.infra import find
 
 BOUNDS = {"dev": (1, 3), "prod": (2, 8)}
 

@@ -18,7 +18,7 @@ from infra import kube
 from infra.monitoring import ALERT_RULES_FILE, canary_command
 from infra.policy.rules import pod_spec
 from infra.render import manifests, run_program
-from tests.infra.conftest import find
+from tests.support.infra import find
 
 
 def _command(objects: list[dict[str, Any]], name: str) -> list[str]:

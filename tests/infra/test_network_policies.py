@@ -14,7 +14,7 @@ from infra.kubeflow import api_url
 from infra.network_policies import NetworkPoliciesArgs, policy_specs
 from infra.policy.rules import pod_spec
 from infra.render import RecordingMocks, manifests, unwrap
-from tests.infra.conftest import find
+from tests.support.infra import find
 
 DB_SUBNETS = ("10.40.64.0/20", "10.40.80.0/20")
 DEV = NetworkPoliciesArgs("aicash", "kubeflow", "ingress-nginx", in_cluster_data=True)

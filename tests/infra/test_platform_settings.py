@@ -13,7 +13,7 @@ import pytest
 from infra import kube
 from infra.policy.rules import pod_spec
 from infra.render import manifests, run_program
-from tests.infra.conftest import SECRETS, find
+from tests.support.infra import SECRETS, find
 
 PLATFORM_WORKLOADS = [
     ("Deployment", "aicash-inference"),
@@ -126,7 +126,7 @@ def test_secrets_reach_pods_only_through_secret_objects(objects: list[dict[str, 
 
 @pytest.mark.parametrize("name", ["SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_STARTTLS", "ALERT_EMAIL_FROM",
                                   "ALERT_EMAIL_TO", "MIN_TRAINING_SAMPLES", "MIN_ACCURACY", "MIN_WIN_RATE",
-                                  "ML_API_URL", "TRAINING_API_URL", "INFERENCE_API_URL", "AICASH_HOME",
+                                  "INFERENCE_API_URL", "AICASH_HOME",
                                   "KFP_HOST", "KFP_IMAGE"])
 def test_every_plain_setting_is_in_the_configmap(objects: list[dict[str, Any]], name: str) -> None:
     data = find(objects, "ConfigMap", kube.SETTINGS_CONFIGMAP, "aicash")["data"]
@@ -186,7 +186,7 @@ def test_the_settings_are_valid_for_aicash_itself(
 
 def test_feast_online_store_is_a_password_protected_redis(objects: list[dict[str, Any]], stack: str) -> None:
     from aicash.settings import Settings
-    from features.store import config_name
+    from features.config import config_name
 
     data = find(objects, "ConfigMap", kube.SETTINGS_CONFIGMAP, "aicash")["data"]
     secret = find(objects, "Secret", kube.SETTINGS_SECRET, "aicash")["stringData"]

@@ -21,7 +21,7 @@ from pulumi_policy import (
 
 from infra.policy import rules
 from infra.render import RecordingMocks, unwrap
-from tests.infra.conftest import find
+from tests.support.infra import find
 
 Resources = list[tuple[str, str, dict[str, Any]]]
 

@@ -23,7 +23,7 @@ from infra.render import (
     stack_config,
     unwrap,
 )
-from tests.infra.conftest import SECRETS
+from tests.support.infra import SECRETS
 
 
 def _floats(value: Any) -> list[float]:

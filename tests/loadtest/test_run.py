@@ -11,7 +11,8 @@ from sqlalchemy import select
 from aicash.db.engine import make_engine
 from aicash.db.models import ApiKey
 from loadtest import run
-from tests.loadtest.conftest import listening, use_home
+from tests.support.net import listening
+from tests.support.service import use_home
 
 
 @pytest.mark.slow

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from loadtest import soak
-from tests.loadtest.conftest import listening, use_home
+from tests.support.net import listening
+from tests.support.service import use_home
 
 MiB = 2**20
 

@@ -21,7 +21,8 @@ from aicash.monitoring import alerts, scrape
 from aicash.monitoring import status as st
 from aicash.monitoring.scrape import Histogram as Buckets
 from aicash.settings import load_settings
-from tests.monitoring.conftest import log_outcomes
+from tests.support.monitoring import log_outcomes
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES_FILE = ROOT / "monitoring" / "alerts.yml"
@@ -173,8 +174,6 @@ def test_sampled_latency_judges_only_new_requests(metrics_server) -> None:  # ty
 
 
 def test_unreachable_or_bad_metrics_url(cli, engine) -> None:  # type: ignore[no-untyped-def]
-    from tests.monitoring.conftest import free_port
-
     down = cli("monitor", "check", "--metrics-url", f"http://127.0.0.1:{free_port()}/metrics")
     assert down.exit_code == 1 and "error" in down.stdout and "could not read" in down.stdout
     bad = cli("monitor", "check", "--metrics-url", "ftp://x/metrics")

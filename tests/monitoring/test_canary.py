@@ -12,7 +12,7 @@ from aicash.db.models import AuditLog
 from aicash.monitoring.canary import Arm, judge, two_proportion_test
 from aicash.monitoring.outcomes import LiveFigures
 from aicash.registry import get_model, promote, traffic_split
-from tests.monitoring.conftest import indicator_frame, log_outcomes, register_version
+from tests.support.monitoring import indicator_frame, log_outcomes, register_version
 
 
 @pytest.fixture

@@ -15,9 +15,10 @@ import pytest
 from sqlalchemy import select
 
 from aicash.db.models import AuditLog, DriftReport
-from aicash.monitoring.drift_job import DriftJobInputError, run_drift_job, summary_html
 from aicash.settings import load_settings
-from tests.monitoring.conftest import indicator_frame, log_predictions
+from monitoring.drift_job import DriftJobInputError, run_drift_job, summary_html
+from tests.support.monitoring import indicator_frame, log_predictions, register_version
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
@@ -96,8 +97,6 @@ def test_signal_drift_alone_is_detected(engine, production, mail_env) -> None:  
 
 
 def test_unreachable_smtp_exits_1_and_keeps_the_report(cli, engine, production, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from tests.monitoring.conftest import free_port
-
     for key, value in {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(free_port()), "SMTP_STARTTLS": "false",
                        "ALERT_EMAIL_TO": "ml-team@test.local"}.items():
         monkeypatch.setenv(key, value)
@@ -180,7 +179,6 @@ def test_email_without_smtp_settings_exits_2_before_work(cli, engine, production
 
 def test_missing_reference_sample_is_a_clear_error(cli, engine, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from aicash.registry import promote
-    from tests.monitoring.conftest import register_version
 
     register_version(engine, settings, tmp_path / "no-ref", "v9", reference=None)
     promote(engine, "v9", 100, actor="test")
@@ -195,7 +193,6 @@ def test_cluster_mode_reads_the_reference_from_s3_and_uploads_the_report(  # typ
     import boto3
 
     from aicash.registry import promote
-    from tests.monitoring.conftest import register_version
 
     monkeypatch.setenv("USE_S3_STORAGE", "true")
     monkeypatch.setenv("S3_BUCKET", s3_bucket)

@@ -20,7 +20,9 @@ from sqlalchemy import select
 
 from aicash.db.models import DriftReport
 from aicash.monitoring.mailer import MailDeliveryError, SmtpConfig, build_message, send
-from tests.monitoring.conftest import Mailbox, free_port, indicator_frame, log_predictions
+from tests.support.monitoring import indicator_frame, log_predictions
+from tests.support.net import free_port
+from tests.support.smtp import Mailbox
 
 USER, PASSWORD = "ml-bot", "correct horse battery staple"
 SHIFTED = {"rsi_value": 2.0, "adx_value": 2.0, "stoch_k": 2.0, "stoch_d": 2.0, "bb_percent_b": 2.0}

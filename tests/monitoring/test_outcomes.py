@@ -12,7 +12,7 @@ from sqlalchemy import select
 from aicash.db.models import LiveMetrics, PredictionOutcome
 from aicash.market.store import upsert_candles
 from aicash.monitoring.outcomes import ModelSpec, decisions, evaluate, figures, update_outcomes
-from tests.monitoring.conftest import METRICS, indicator_frame, log_predictions, register_version
+from tests.support.monitoring import METRICS, indicator_frame, log_outcomes, log_predictions, register_version
 
 T0 = (datetime.now(UTC) - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
 CLOSES = [1.000, 1.001, 1.002, 1.003, 1.004, 1.005, 1.006, 1.007, 1.008, 1.009, 1.000, 0.990]
@@ -137,7 +137,6 @@ def test_daily_figures_are_stored_shown_and_exported_per_version_and_day(cli, en
 
     from aicash.monitoring import status as st
     from aicash.monitoring.outcomes import recompute_live_metrics
-    from tests.monitoring.conftest import log_outcomes
 
     day1 = (datetime.now(UTC) - timedelta(days=3)).replace(hour=10, minute=0, second=0, microsecond=0)
     day2 = day1 + timedelta(days=1)

@@ -8,7 +8,6 @@ tables the database tests cover on both databases.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +19,9 @@ from aicash.monitoring.retrain import training_arguments
 from aicash.registry import promote
 from aicash.settings import Settings
 from aicash.training.config import TrainingConfig
-from tests.monitoring.conftest import METRICS, KfpApi, indicator_frame, log_predictions, register_version
+from tests.support.kfp_api import KfpApi
+from tests.support.monitoring import METRICS, indicator_frame, log_predictions, register_version
+from tests.support.net import free_port
 
 SHIFTED = {"rsi_value": 2.0, "adx_value": 2.0, "stoch_k": 2.0, "stoch_d": 2.0, "bb_percent_b": 2.0}
 # The production model's recipe: a tiny training config, so the retraining it triggers runs in seconds.
@@ -47,15 +48,9 @@ def _production(engine, settings: Settings, folder: Path, series: str, config: d
     return version
 
 
-@pytest.fixture
-def pythonpath(monkeypatch: pytest.MonkeyPatch) -> None:
-    """KFP's local runner puts the checkout on PYTHONPATH for its subprocesses; undo that after the test."""
-    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_drift_retrains_with_the_local_runner(cli, engine, settings, tmp_path, pythonpath, mail_env) -> None:  # type: ignore[no-untyped-def]
+def test_drift_retrains_with_the_local_runner(cli, engine, settings, tmp_path, mail_env) -> None:  # type: ignore[no-untyped-def]
     assert cli("data", "synth", "--symbols", "1", "--bars", "3000", "--seed", "3").exit_code == 0
     _production(engine, settings, tmp_path / "v1", "SYN001/1h", {**METRICS["config"], **SMALL})
     log_predictions(engine, indicator_frame(800, seed=7, shift=SHIFTED), version="v1", symbol="SYN001")
@@ -83,7 +78,7 @@ def test_drift_retrains_with_the_local_runner(cli, engine, settings, tmp_path, p
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_a_failed_local_retraining_is_recorded_and_reported(cli, engine, settings, tmp_path, pythonpath,  # type: ignore[no-untyped-def]
+def test_a_failed_local_retraining_is_recorded_and_reported(cli, engine, settings, tmp_path,  # type: ignore[no-untyped-def]
                                                            mail_env) -> None:
     """No candles for the model's series: the pipeline fails; the run is recorded as failed (the training-failure
     alert reads that), the command exits 1 and the mail still goes out, saying so."""
@@ -142,8 +137,6 @@ def test_drift_submits_to_the_kfp_api_at_kfp_host(cli, engine, settings, tmp_pat
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_an_unreachable_kfp_api_is_reported_and_the_mail_still_goes(cli, engine, settings, tmp_path,  # type: ignore[no-untyped-def]
                                                                     monkeypatch, mail_env) -> None:
-    from tests.monitoring.conftest import free_port
-
     _production(engine, settings, tmp_path / "v1", "EURUSD/1h", METRICS["config"])
     log_predictions(engine, indicator_frame(800, seed=7, shift=SHIFTED), version="v1")
 

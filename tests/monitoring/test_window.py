@@ -8,7 +8,7 @@ import pytest
 
 from aicash.indicators import INDICATOR_COLUMNS
 from aicash.monitoring.window import BadWindowError, Window, count_predictions, load_predictions, parse_duration
-from tests.monitoring.conftest import indicator_frame, log_predictions
+from tests.support.monitoring import indicator_frame, log_predictions
 
 
 @pytest.mark.parametrize(("text", "expected"), [

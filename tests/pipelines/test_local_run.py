@@ -15,7 +15,7 @@ from aicash.db.engine import make_engine
 from aicash.db.models import AuditLog, MLModel, SignalWeights, TrainingRun
 from aicash.settings import Settings
 from aicash.signals.optimize import optimize_from_backtest
-from tests.signals.conftest import mean_reverting_candles, rsi_driven_trades
+from tests.support.signals import mean_reverting_candles, rsi_driven_trades
 
 SMALL = json.dumps({"max_epochs": 2, "n_folds": 2, "hidden_size": 16, "patience": 1})
 

@@ -19,7 +19,7 @@ from aicash.registry import (
 )
 from aicash.registry.artifacts import build_manifest
 from aicash.settings import load_settings
-from tests.registry.conftest import corrupt
+from tests.support.registry import corrupt
 
 NAME, VERSION = "signal-lstm", "v20250101-000000-abcdef0"
 

@@ -8,7 +8,7 @@ import pytest
 
 from aicash.db.engine import make_engine
 from aicash.registry import register_model, store_for
-from tests.registry.conftest import make_artifacts
+from tests.support.registry import make_artifacts
 
 
 @pytest.fixture

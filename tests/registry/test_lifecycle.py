@@ -29,7 +29,7 @@ from aicash.registry import (
     traffic_split,
 )
 from aicash.registry.versions import VERSION_PATTERN
-from tests.registry.conftest import corrupt, make_artifacts
+from tests.support.registry import corrupt, make_artifacts
 
 
 def register(engine, store, tmp_path: Path, version: str, approved: bool | None = True, reasons=()):  # type: ignore[no-untyped-def]

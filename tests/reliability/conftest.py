@@ -13,20 +13,18 @@ import pytest
 from sqlalchemy import text
 
 from aicash.db.engine import make_engine
-from tests.reliability.harness import (
+from tests.support.service import (
+    AWS_SECRET,
+    SMTP_PASSWORD,
     Running,
     Template,
     copy_home,
     create_keys,
-    database_url,
+    home_database_url,
     prepare_template,
     start_service,
     stop_service,
 )
-
-# Known secret values: the service runs with them and no log, output or table may ever show them.
-SMTP_PASSWORD = "smtp-Pa55-never-logged-91c7"
-AWS_SECRET = "aws-Secret-never-logged-4d2e"
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +46,7 @@ def admin_service(template: Template, tmp_path_factory: pytest.TempPathFactory) 
 @pytest.fixture(scope="package")
 def fuzz_service(template: Template, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     home = copy_home(template, tmp_path_factory.mktemp("fuzz") / "home")
-    engine = make_engine(database_url(home))
+    engine = make_engine(home_database_url(home))
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM market_candles"))
     engine.dispose()

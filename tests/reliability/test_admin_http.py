@@ -14,14 +14,14 @@ from sqlalchemy import func, select
 
 from aicash.db.engine import make_engine
 from aicash.db.models import AuditLog, MLModel
-from tests.reliability.harness import database_url
+from tests.support.service import home_database_url
 
 ADMIN_CALLS = [("POST", "/train", {"symbols": ["EURUSD"]}), ("GET", "/training-status", None),
                ("POST", "/models/v1/promote", {"traffic_percentage": 10}), ("POST", "/models/rollback", {})]
 
 
 def last_audit_id(service) -> int:  # type: ignore[no-untyped-def]
-    engine = make_engine(database_url(service.log_path.parent))
+    engine = make_engine(home_database_url(service.log_path.parent))
     try:
         with engine.connect() as conn:
             return int(conn.execute(select(func.max(AuditLog.id))).scalar() or 0)
@@ -31,7 +31,7 @@ def last_audit_id(service) -> int:  # type: ignore[no-untyped-def]
 
 def audit(service, since: int, **where: str) -> list[AuditLog]:  # type: ignore[no-untyped-def]
     """Audit entries written after entry `since`, oldest first."""
-    engine = make_engine(database_url(service.log_path.parent))
+    engine = make_engine(home_database_url(service.log_path.parent))
     try:
         with engine.connect() as conn:
             query = select(AuditLog).where(AuditLog.id > since)
@@ -43,7 +43,7 @@ def audit(service, since: int, **where: str) -> list[AuditLog]:  # type: ignore[
 
 
 def registry(service) -> dict[str, tuple[str, float]]:  # type: ignore[no-untyped-def]
-    engine = make_engine(database_url(service.log_path.parent))
+    engine = make_engine(home_database_url(service.log_path.parent))
     try:
         with engine.connect() as conn:
             rows = conn.execute(select(MLModel.version, MLModel.status, MLModel.traffic_percentage)).all()

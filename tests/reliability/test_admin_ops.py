@@ -11,7 +11,10 @@ from sqlalchemy import select
 
 from aicash.db.models import AuditLog, TrainingRun
 from aicash.settings import load_settings
-from bentos.admin import AdminError, AdminOps, PipelineFailedError, TrainRequest, failure_cause
+from bentos.admin import AdminError, AdminOps, TrainRequest
+from pipelines.launch import PipelineFailedError, failure_cause
+from tests.support.kfp_api import serve_kfp_api
+from tests.support.net import free_port
 
 
 def runs(engine) -> list[tuple[str, str | None, dict]]:  # type: ignore[no-untyped-def]
@@ -31,33 +34,28 @@ def wait_idle(ops: AdminOps) -> None:
 
 
 def test_kfp_host_submits_to_kfp(engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("KFP_HOST", "http://127.0.0.1:8888")
-    calls = []
-
-    def submit(name: str, host: str, arguments: dict) -> str:
-        calls.append((name, host, arguments))
-        return "kfp-run-42"
-
-    ops = AdminOps(load_settings(), engine, submit_kfp=submit, run_local=lambda *a: pytest.fail("ran locally"))
-    answer = ops.train(TrainRequest(symbols=["EURUSD"], config={"max_epochs": 2}), actor="api:ops")
-    assert answer["status"] == "submitted" and answer["kfp_run_id"] == "kfp-run-42" and answer["mode"] == "kfp"
-    assert calls == [("lstm-training", "http://127.0.0.1:8888",
-                      {"symbols": ["EURUSD"], "timeframe": "1h", "config_json": '{"max_epochs": 2}'})]
+    """Through `pipelines.launch` to a real HTTP server speaking KFP's v2beta1 REST calls."""
+    with serve_kfp_api() as api:
+        monkeypatch.setenv("KFP_HOST", api.url)
+        ops = AdminOps(load_settings(), engine, run_local=lambda *a: pytest.fail("ran locally"))
+        answer = ops.train(TrainRequest(symbols=["EURUSD"], config={"max_epochs": 2}), actor="api:ops")
+    assert answer["status"] == "submitted" and answer["kfp_run_id"] == "run-1" and answer["mode"] == "kfp"
+    [run] = api.runs()
+    assert run["pipeline_spec"]["pipelineInfo"]["name"] == "lstm-training"
+    assert run["runtime_config"]["parameters"] == {"symbols": ["EURUSD"], "timeframe": "1h",
+                                                   "config_json": '{"max_epochs": 2}'}
     [(status, _error, params)] = runs(engine)
-    assert status == "submitted" and params["kfp_run_id"] == "kfp-run-42"
+    assert status == "submitted" and params["kfp_run_id"] == "run-1" and params["kfp_host"] == api.url
     assert ("api:ops", "training.submit") in actions(engine)
 
 
 def test_kfp_unreachable_is_502_and_records_nothing(engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("KFP_HOST", "http://127.0.0.1:9")
-
-    def submit(*_: object) -> str:
-        raise ConnectionError("connection refused")
-
-    ops = AdminOps(load_settings(), engine, submit_kfp=submit)
+    host = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("KFP_HOST", host)
+    ops = AdminOps(load_settings(), engine)
     with pytest.raises(AdminError) as refused:
         ops.train(TrainRequest(), actor="api:ops")
-    assert refused.value.status == 502 and "KFP_HOST=http://127.0.0.1:9" in refused.value.message
+    assert refused.value.status == 502 and f"KFP_HOST={host}" in refused.value.message
     assert runs(engine) == []
 
 

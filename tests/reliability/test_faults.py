@@ -26,8 +26,8 @@ from aicash.registry import promote as promote_version
 from aicash.serving.runtime import SignalRuntime
 from aicash.serving.schemas import PredictRequest
 from aicash.settings import load_settings
-from tests.bentos.conftest import free_port
-from tests.reliability.harness import copy_home, create_keys, database_url, start_service, stop_service
+from tests.support.net import free_port
+from tests.support.service import copy_home, create_keys, home_database_url, start_service, stop_service
 
 REQUEST = PredictRequest(symbol="EURUSD")
 
@@ -265,7 +265,7 @@ def test_sigterm_under_load_finishes_requests_and_flushes_the_log(template, tmp_
     finally:
         stop_service(running)
     log = running.log_text()
-    engine = make_engine(database_url(home))
+    engine = make_engine(home_database_url(home))
     with engine.connect() as conn:
         logged = {r for (r,) in conn.execute(select(Prediction.request_id).where(Prediction.request_id.like("term-%")))}
     engine.dispose()

@@ -1,6 +1,5 @@
 """Keys and secrets: hashes only, constant-time comparison, immediate revocation on every replica, no key or
-secret in any log, output or table, and the per-replica rate-limit arithmetic of docs/security.md matching the
-HPA of both stacks."""
+secret in any log, output or table."""
 
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-import yaml
 from sqlalchemy import MetaData, select
 
 from aicash.db.engine import make_engine
@@ -24,8 +22,7 @@ from aicash.serving import keys as keys_module
 from aicash.serving.keys import KeyVerifier, create_key, revoke_key
 from aicash.serving.schemas import EXAMPLE_INPUT
 from aicash.settings import Settings
-from tests.reliability.conftest import AWS_SECRET, SMTP_PASSWORD
-from tests.reliability.harness import database_url
+from tests.support.service import AWS_SECRET, SMTP_PASSWORD, home_database_url
 
 REPO = Path(__file__).resolve().parents[2]
 AICASH = str(Path(sys.executable).parent / "aicash")
@@ -105,7 +102,7 @@ def test_no_key_or_secret_in_logs_outputs_or_the_database(admin_service) -> None
                               timeout=120)
         assert done.returncode == 0, done.stderr
         outputs.append(done.stdout + done.stderr)
-    engine = make_engine(database_url(admin_service.log_path.parent))
+    engine = make_engine(home_database_url(admin_service.log_path.parent))
     tables = every_value(engine)
     engine.dispose()
     places = {"service log": admin_service.log_text(), "CLI output": "\n".join(outputs), "database": tables}
@@ -157,27 +154,3 @@ def test_infra_render_never_shows_a_secret(rendered: dict[str, Path], tmp_path: 
     for name, text in texts.items():
         for secret in secrets:
             assert not [form for form in forms(secret) if form in text], f"{secret[:6]}... in {name}"
-
-
-def documented_limits() -> dict[str, tuple[int, int, int]]:
-    """docs/security.md's table: stack -> (maxReplicas, per-replica limit, a key's most per minute)."""
-    rows = re.findall(r"^\| (dev|prod) \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \|$",
-                      (REPO / "docs" / "security.md").read_text(), flags=re.MULTILINE)
-    return {stack: tuple(int(v.replace(",", "")) for v in values) for stack, *values in rows}  # type: ignore[misc]
-
-
-def test_rate_limit_arithmetic_matches_the_hpa(rendered: dict[str, Path]) -> None:
-    documented = documented_limits()
-    assert set(documented) == {"dev", "prod"}
-    for stack, folder in rendered.items():
-        objects = [yaml.safe_load(p.read_text()) for p in folder.glob("*.yaml")]
-        [hpa] = [o for o in objects if o["kind"] == "HorizontalPodAutoscaler"]
-        env_limits = {str(o.get("data", {}).get("RATE_LIMIT_PER_MINUTE")) for o in objects if o["kind"] == "ConfigMap"}
-        per_replica = Settings.model_fields["rate_limit_per_minute"].default
-        set_values = {int(v) for v in env_limits if v.isdigit()}
-        if set_values:
-            [per_replica] = set_values
-        max_replicas, limit, ceiling = documented[stack]
-        assert max_replicas == hpa["spec"]["maxReplicas"], f"{stack}: docs say {max_replicas}, the HPA says " \
-                                                            f"{hpa['spec']['maxReplicas']}"
-        assert limit == per_replica and ceiling == per_replica * hpa["spec"]["maxReplicas"]

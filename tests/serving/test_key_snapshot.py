@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,12 @@ from aicash.db.engine import make_engine
 from aicash.registry import LocalArtifactStore, S3ArtifactStore
 from aicash.serving.key_snapshot import SNAPSHOT_KEY, KeySnapshot, publish_key_snapshot
 from aicash.serving.keys import KeysUnavailableError, KeyVerifier, create_key, hash_key, list_keys, revoke_key
+from tests.support.net import free_port
 
 
 def _unreachable_engine():  # type: ignore[no-untyped-def]
     """An engine on a loopback port nothing listens on: every connection is refused."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return make_engine(f"postgresql://aicash:pw@127.0.0.1:{port}/aicash?connect_timeout=2")
+    return make_engine(f"postgresql://aicash:pw@127.0.0.1:{free_port()}/aicash?connect_timeout=2")
 
 
 def test_the_snapshot_holds_hashes_of_active_keys_only(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -104,7 +105,7 @@ def test_bad_redis_url_names_the_variable_not_the_password(
 
 
 def test_redis_settings_select_the_redis_feature_store(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from features.store import cli_env, config_name, feast_env, redis_connection_string
+    from features.config import cli_env, config_name, feast_env, redis_connection_string
 
     for name, value in {"DATABASE_URL": "postgresql://u:p@db:5432/aicash", "USE_S3_STORAGE": "true",
                         "S3_BUCKET": "models", "S3_ENDPOINT_URL": "http://minio:9000", "FEAST_ONLINE_STORE": "redis",
@@ -116,8 +117,22 @@ def test_redis_settings_select_the_redis_feature_store(clean_env: Path, monkeypa
     assert feast_env(s)["AICASH_S3_BUCKET"] == "models"
     env = cli_env(s)  # what `eval "$(aicash features env)"; feast serve` runs with (the feature server's pod)
     assert env["FEAST_FS_YAML_FILE_PATH"].endswith("feature_store.cluster-redis.yaml")
-    assert env["FEAST_S3_ENDPOINT_URL"] == "http://minio:9000"
+    assert env["AICASH_S3_ENDPOINT_URL"] == "http://minio:9000"  # the registry's endpoint (features/s3_registry.py)
     assert s.masked()["REDIS_URL"] == "rediss://:***@cache:6380/2"
     assert redis_connection_string("redis://cache") == "cache:6379,db=0"
     monkeypatch.setenv("FEAST_ONLINE_STORE", "postgres")
     assert config_name(load_settings()) == "cluster"
+
+
+@pytest.mark.parametrize("name", ["ML_API_URL", "TRAINING_API_URL"])
+def test_deprecated_settings_are_accepted_with_a_warning(clean_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         name: str) -> None:
+    """Read by no code: still accepted (users may set them), with a warning that names them."""
+    monkeypatch.setenv(name, "http://api.example.com:3000")
+    with pytest.warns(FutureWarning, match=f"{name} is deprecated and ignored"):
+        settings = load_settings()
+    assert settings.mode == "local"
+    monkeypatch.delenv(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_settings()  # unset: no warning

@@ -15,7 +15,7 @@ from aicash.signals.optimize import (
 )
 from aicash.signals.rule import COMPONENTS, DEFAULT_WEIGHTS
 from aicash.signals.weights import WeightsNotImprovedError, current_weights, latest_weights, save_weights
-from tests.signals.conftest import mean_reverting_candles, rsi_driven_trades
+from tests.support.signals import mean_reverting_candles, rsi_driven_trades
 
 
 def test_planted_signal_beats_equal_weights_out_of_sample() -> None:

@@ -4,7 +4,7 @@ from aicash.signals.rule import composite_score, rule_signal
 from aicash.training import train_and_evaluate
 from aicash.training.baselines import LogisticBaseline, MajorityClass, RuleBaseline
 from aicash.training.dataset import build_samples
-from tests.training.conftest import TINY
+from tests.support.training import TINY
 
 TRAIN, TEST = np.arange(0, 300), np.arange(300, 400)
 

@@ -5,7 +5,7 @@ import pytest
 from aicash.model_input import MODEL_FEATURES
 from aicash.training.dataset import build_samples
 from aicash.training.labels import direction_labels, horizon_log_returns
-from tests.training.conftest import TINY
+from tests.support.training import TINY
 
 
 def test_no_window_crosses_series_and_windows_are_the_frames_rows(synth):

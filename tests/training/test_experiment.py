@@ -12,9 +12,10 @@ import pytest
 from aicash.indicators import INDICATOR_COLUMNS
 from aicash.settings import Settings
 from aicash.training import EvaluationSummary, evaluate_samples, gate, load_model, train_and_evaluate
-from aicash.training.artifacts import ARTIFACT_FILES, ArtifactError
+from aicash.training.artifact_files import ARTIFACT_FILES
+from aicash.training.artifacts import ArtifactError
 from aicash.training.dataset import build_samples
-from tests.training.conftest import TINY, predictable_frame
+from tests.support.training import TINY, predictable_frame
 
 CONFIG = TINY.model_copy(update={"horizon_bars": 1, "max_epochs": 30, "patience": 4, "hidden_size": 16})
 SETTINGS = Settings(_env_file=None, min_training_samples=100, min_accuracy=0.55, min_win_rate=0.45)

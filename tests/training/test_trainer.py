@@ -4,7 +4,7 @@ import torch
 
 from aicash.training.dataset import build_samples
 from aicash.training.trainer import EpochProgress, Trainer
-from tests.training.conftest import TINY
+from tests.support.training import TINY
 
 FIT, VAL, TEST = np.arange(0, 300), np.arange(310, 380), np.arange(390, 450)
 

@@ -8,7 +8,7 @@ from aicash.model_input import MODEL_FEATURES
 from aicash.training.dataset import build_samples
 from aicash.training.trainer import Trainer
 from aicash.training.transform import CLIP, TRANSFORMS, IndicatorTransform
-from tests.training.conftest import TINY
+from tests.support.training import TINY
 
 PRICE_LIKE = [f for f in MODEL_FEATURES if f in TRANSFORMS]
 

@@ -3,7 +3,7 @@ import pytest
 
 from aicash.training.dataset import build_samples
 from aicash.training.walk_forward import final_split, walk_forward_folds
-from tests.training.conftest import TINY
+from tests.support.training import TINY
 
 
 @pytest.mark.parametrize("max_train_samples", [None, 150])

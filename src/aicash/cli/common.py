@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import NoReturn
 
 import typer
@@ -39,23 +37,3 @@ def bad_input_exits(*errors: type[BaseException]) -> Iterator[None]:
         yield
     except errors as exc:
         fail(str(exc))
-
-
-def import_pipelines() -> None:
-    """Make `pipelines` importable: from PYTHONPATH where the platform image puts /app (pipelines/ and features/,
-    no Pulumi.yaml), else from the checkout."""
-    try:
-        import pipelines  # noqa: F401
-    except ImportError:
-        root = str(repo_root())
-        if root not in sys.path:
-            sys.path.insert(0, root)
-
-
-def repo_root() -> Path:
-    """The checkout holding Pulumi.yaml, pipelines/ and bentos/: the current folder or one above it,
-    else the one this package was installed from in editable mode."""
-    for folder in [Path.cwd(), *Path.cwd().parents, *Path(__file__).resolve().parents]:
-        if (folder / "Pulumi.yaml").is_file() and (folder / "pyproject.toml").is_file():
-            return folder
-    fail("this command needs an aicash checkout (a folder with Pulumi.yaml); run it from the repository")

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import typer
 from alembic.util.exc import CommandError
+from sqlalchemy import Engine
 
 from aicash.cli.common import bad_input_exits, console, settings_of
 from aicash.db import migrate
 from aicash.db.engine import engine_for
+from aicash.db.engine import ready_engine as engine_at_head
 from aicash.market.validation import InputFileError
 
 app = typer.Typer(no_args_is_help=True)
@@ -56,10 +58,7 @@ def import_trades(
     console.print(f"imported {count} trades from {path}")
 
 
-def ready_engine(ctx: typer.Context):  # type: ignore[no-untyped-def]
-    """The engine with its schema at head: migrated on the fly in local mode, checked in cluster mode."""
-    settings = settings_of(ctx)
-    engine = engine_for(settings)
+def ready_engine(ctx: typer.Context) -> Engine:
+    """The engine with its schema at head (`aicash.db.engine.ready_engine`); an out-of-date schema exits 2."""
     with bad_input_exits(migrate.SchemaOutOfDateError):
-        migrate.ensure_schema(engine, auto_upgrade=settings.mode == "local")
-    return engine
+        return engine_at_head(settings_of(ctx))

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 from datetime import datetime
-from pathlib import Path
 from types import ModuleType
 
 import pandas as pd
@@ -26,15 +24,11 @@ app = typer.Typer(no_args_is_help=True)
 
 
 def features_package() -> tuple[ModuleType, ModuleType]:
-    """(features.store, features.online), with the checkout holding features/ put on sys.path."""
-    for folder in [Path.cwd(), *Path.cwd().parents, *Path(__file__).resolve().parents]:
-        if (folder / "features" / "repo.py").is_file() and (folder / "pyproject.toml").is_file():
-            if str(folder) not in sys.path:
-                sys.path.insert(0, str(folder))
-            from features import online, store
+    """(features.store, features.online): the feature repository's package, imported when a command needs it
+    (Feast takes seconds to import)."""
+    from features import online, store
 
-            return store, online
-    fail("this command needs the aicash checkout's features/ folder: run it from the repository")
+    return store, online
 
 
 def parse_time(value: str | None, option: str) -> datetime | None:
@@ -142,6 +136,7 @@ def show(
 def env(ctx: typer.Context) -> None:
     """Print `export` lines for Feast's own CLI (`eval "$(aicash features env)"; feast apply`).
     In cluster mode they hold the database password."""
-    store, _ = features_package()
-    for name, value in store.cli_env(settings_of(ctx)).items():
+    from features.config import cli_env
+
+    for name, value in cli_env(settings_of(ctx)).items():
         typer.echo(f"export {name}={shlex.quote(value)}")

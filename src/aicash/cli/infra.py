@@ -1,18 +1,17 @@
 """`aicash infra`: what the Pulumi program would create, without a cluster.
 
-The program lives in the checkout's `infra/` folder, not in this package (which imports no Pulumi):
-the command finds the checkout, puts it on `sys.path` and imports `infra.render` only when it runs.
+The program is the `infra` package of the wheel (it needs the `infra` extra), imported only when the command runs;
+the stack configuration (`Pulumi.<stack>.yaml`) is read from the Pulumi project: the working folder or the nearest
+folder above it with a `Pulumi.yaml`, as the Pulumi CLI finds it.
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
 from pathlib import Path
 
 import typer
 
-from aicash.cli.common import console, fail, repo_root
+from aicash.cli.common import console, fail
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -44,10 +43,9 @@ def render(
     if stack not in STACKS:
         fail(f"unknown stack {stack!r}: choose one of {', '.join(STACKS)}")
     overrides = _overrides(set_)
-    root = repo_root()
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    renderer = importlib.import_module("infra.render")
+    root = pulumi_project()
+    from infra import render as renderer
+
     try:
         result = renderer.render(stack, out, root=root, overrides=overrides)
     except ValueError as exc:
@@ -55,3 +53,11 @@ def render(
     console.print(f"wrote {len(result.files)} objects of stack [bold]{stack}[/] to {out}")
     for item in result.not_expanded:
         console.print(f"  not expanded offline (applied by `pulumi up`): {item}", highlight=False, soft_wrap=True)
+
+
+def pulumi_project() -> Path:
+    """The Pulumi project folder: the working folder or the nearest one above it holding `Pulumi.yaml`."""
+    for folder in [Path.cwd(), *Path.cwd().parents]:
+        if (folder / "Pulumi.yaml").is_file():
+            return folder
+    fail("no Pulumi project here: run it in the folder with Pulumi.yaml and Pulumi.<stack>.yaml (or below it)")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from aicash.cli.common import console, err_console, fail, import_pipelines, settings_of
+from aicash.cli.common import console, err_console, fail, settings_of
 from aicash.cli.db import ready_engine
 
 app = typer.Typer(no_args_is_help=True)
@@ -30,13 +30,18 @@ def _since(text: str, option: str = "--since"):  # type: ignore[no-untyped-def]
 
 
 def _pipeline_submitter(settings, kfp_host: str | None):  # type: ignore[no-untyped-def]
-    from aicash.monitoring.retrain import RetrainError, pipeline_submitter
+    """The drift job's submitter: `pipelines.launch` on the KFP server (`--kfp-host`, else KFP_HOST) in the KFP_IMAGE
+    platform image, or, with no server, the pipeline run here and now; a local run that fails is a RetrainError."""
+    from aicash.monitoring.retrain import RetrainError
+    from pipelines.launch import RunFailedError, launch
 
-    import_pipelines()
-    try:
-        return pipeline_submitter(settings, kfp_host)
-    except RetrainError as exc:
-        fail(str(exc), code=1)
+    def submit(engine, name: str, arguments: dict) -> str:  # type: ignore[no-untyped-def]
+        try:
+            return launch(engine, settings, name, arguments, host=kfp_host).describe()
+        except RunFailedError as exc:
+            raise RetrainError(str(exc)) from exc
+
+    return submit
 
 
 @app.command("drift")
@@ -52,9 +57,9 @@ def drift(
 ) -> None:
     """Evidently drift report: the production model's reference sample vs. recent logged predictions."""
     from aicash.monitoring.drift import DriftInputError
-    from aicash.monitoring.drift_job import DriftJobInputError, run_drift_job
     from aicash.monitoring.mailer import MailConfigError
     from aicash.registry import ArtifactError
+    from monitoring.drift_job import DriftJobInputError, run_drift_job
 
     settings = settings_of(ctx)
     window = _since(since)

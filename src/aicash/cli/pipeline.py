@@ -3,27 +3,25 @@
 from __future__ import annotations
 
 import json
-import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
 
-from aicash.cli.common import bad_input_exits, console, fail, import_pipelines, settings_of
+from aicash.cli.common import bad_input_exits, console, fail, settings_of
 from aicash.cli.db import ready_engine
 from aicash.market.candles import BadSymbolError, check_timeframe, normalize_symbol
 
 app = typer.Typer(no_args_is_help=True)
 
-IMAGE_HELP = "Platform image the components run in (cluster only), e.g. registry.example.com/aicash-platform:1.4.2."
+IMAGE_HELP = ("Platform image the components run in (cluster only), e.g. registry.example.com/aicash-platform:1.4.2; "
+              "default KFP_IMAGE.")
 USE_TRADES_HELP = ("signal-weights only: also fit the weights on the closed trades in `trades` (import them with "
                    "`aicash db import-trades FILE`) after the backtest fit.")
 
 
 def _runner():  # type: ignore[no-untyped-def]
-    import_pipelines()
+    """`pipelines.runner`, imported when a command needs it (KFP takes a second to import)."""
     from pipelines import runner
 
     return runner
@@ -54,13 +52,6 @@ def _arguments(
     return args
 
 
-def _on_kfp(host: str, call: Callable[[], str]) -> str:
-    """The id the KFP server gave; a server that refuses or does not answer exits 1 with its error (then there
-    is no run, and nothing is recorded)."""
-    try:
-        return call()
-    except Exception as exc:
-        fail(f"KFP at {host} refused or did not answer: {type(exc).__name__}: {escape(str(exc)[:300])}", code=1)
 
 
 @app.command("run")
@@ -73,7 +64,8 @@ def run(
     use_trades: bool = typer.Option(False, "--use-trades", help=USE_TRADES_HELP),
 ) -> None:
     """Run a pipeline here with KFP's local runner (SubprocessRunner); each task's log is shown as it runs."""
-    from aicash.training.runs import finish_run, start_run
+    from aicash.training.runs import start_run
+    from pipelines.launch import RunFailedError, run_here
 
     runner = _runner()
     with bad_input_exits(runner.UnknownPipelineError):
@@ -84,23 +76,23 @@ def run(
     run_id = start_run(engine, name, arguments)
     console.print(f"[bold]running {name}[/] locally (training run {run_id}) with {json.dumps(arguments)}")
     try:
-        runner.run_local(name, arguments, settings.aicash_home / "kfp")
-    except Exception as exc:
-        finish_run(engine, run_id, "failed", error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
-        fail(f"pipeline {name} failed (training run {run_id} recorded as failed): {exc}", code=1)
-    version = finish_run(engine, run_id, "succeeded")
+        done = run_here(engine, settings, name, arguments, run_id=run_id)
+    except RunFailedError as exc:
+        fail(f"pipeline {name} failed (training run {run_id} recorded as failed): {exc.cause}", code=1)
+    version = done.model_version
     console.print(f"[bold green]{name} succeeded[/] (training run {run_id})"
                   + (f"; registered {version}: see `aicash models show {version}`" if version else ""))
 
 
 @app.command("compile")
 def compile_(
-    out: Path = typer.Option(None, "--out", help="Folder for the IR YAML files (default: pipelines/compiled)."),
-    image: str = typer.Option("aicash-platform:0.1.0", "--image", help=IMAGE_HELP),
+    ctx: typer.Context,
+    out: Path = typer.Option(None, "--out", help="Folder for the IR YAML files (default: ./pipelines/compiled)."),
+    image: str | None = typer.Option(None, "--image", help=IMAGE_HELP),
 ) -> None:
-    """Write the IR YAML of every pipeline under pipelines/compiled/."""
+    """Write the IR YAML of every pipeline (default: under pipelines/compiled/ of the working folder)."""
     runner = _runner()
-    for path in runner.compile_all(out or runner.COMPILED_DIR, image):
+    for path in runner.compile_all(out or runner.COMPILED_DIR, image or settings_of(ctx).kfp_image):
         console.print(f"compiled {path}")
 
 
@@ -112,20 +104,23 @@ def submit(
     symbols: list[str] = typer.Option(["EURUSD"], "--symbol", help="Symbol; repeat for several."),
     timeframe: str = typer.Option("1h", "--timeframe"),
     config: str | None = typer.Option(None, "--config", help="Training config as JSON."),
-    image: str = typer.Option("aicash-platform:0.1.0", "--image", help=IMAGE_HELP),
+    image: str | None = typer.Option(None, "--image", help=IMAGE_HELP),
     use_trades: bool = typer.Option(False, "--use-trades", help=USE_TRADES_HELP),
 ) -> None:
     """Create a run on a Kubeflow Pipelines cluster (caching on); it is recorded in `training_runs` as submitted."""
-    from aicash.training.runs import record_submission
+    from pipelines.launch import KfpUnavailableError
+    from pipelines.launch import submit as submit_run
 
     runner = _runner()
     with bad_input_exits(runner.UnknownPipelineError):
         runner.pipeline_fn(name)
     arguments = _arguments(name, symbols, timeframe, config, use_trades)
     engine = ready_engine(ctx)  # before submitting: a run the database cannot record is not started
-    kfp_run_id = _on_kfp(host, lambda: runner.submit(name, host, arguments, image=image))
-    run_id = record_submission(engine, name, arguments, kfp_run_id=kfp_run_id, host=host)
-    console.print(f"submitted {name}: run {kfp_run_id} on {host} (training run {run_id})")
+    try:
+        run = submit_run(engine, settings_of(ctx), name, arguments, host=host, image=image)
+    except KfpUnavailableError as exc:
+        fail(str(exc), code=1)
+    console.print(f"submitted {name}: run {run.kfp_id} on {host} (training run {run.run_id})")
 
 
 @app.command("schedule")
@@ -136,11 +131,12 @@ def schedule(
     host: str = typer.Option(..., "--host", help="KFP API endpoint."),
     symbols: list[str] = typer.Option(["EURUSD"], "--symbol"),
     timeframe: str = typer.Option("1h", "--timeframe"),
-    image: str = typer.Option("aicash-platform:0.1.0", "--image", help=IMAGE_HELP),
+    image: str | None = typer.Option(None, "--image", help=IMAGE_HELP),
     use_trades: bool = typer.Option(False, "--use-trades", help=USE_TRADES_HELP),
 ) -> None:
     """Create a recurring run on a Kubeflow Pipelines cluster; it is recorded in `training_runs` as scheduled."""
-    from aicash.training.runs import record_schedule
+    from pipelines.launch import KfpUnavailableError
+    from pipelines.launch import schedule as schedule_run
 
     fields = cron.split()
     if len(fields) not in (5, 6):
@@ -152,6 +148,8 @@ def schedule(
         runner.pipeline_fn(name)
     arguments = _arguments(name, symbols, timeframe, None, use_trades)
     engine = ready_engine(ctx)
-    job_id = _on_kfp(host, lambda: runner.schedule(name, host, cron, arguments, image=image))
-    run_id = record_schedule(engine, name, arguments, recurring_run_id=job_id, host=host, cron=cron)
-    console.print(f"scheduled {name} ({cron}): recurring run {job_id} on {host} (training run {run_id})")
+    try:
+        run = schedule_run(engine, settings_of(ctx), name, arguments, host=host, cron=cron, image=image)
+    except KfpUnavailableError as exc:
+        fail(str(exc), code=1)
+    console.print(f"scheduled {name} ({cron}): recurring run {run.kfp_id} on {host} (training run {run.run_id})")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from aicash.db import migrate
 from aicash.settings import Settings
 
 
@@ -28,11 +30,39 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+_ENGINES: dict[str, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
 def engine_for(settings: Settings) -> Engine:
-    """The engine of the settings' database; creates AICASH_HOME for a local SQLite file."""
-    if settings.database_backend == "sqlite":
-        settings.aicash_home.mkdir(parents=True, exist_ok=True)
-    return make_engine(settings.sqlalchemy_url)
+    """The process's one engine (one connection pool) for the settings' database, made on first use and shared by
+    every caller after that; creates AICASH_HOME for a local SQLite file. Callers need not dispose it (disposing
+    only closes its pooled connections)."""
+    url = settings.sqlalchemy_url
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(url)
+        if engine is None:
+            if settings.database_backend == "sqlite":
+                settings.aicash_home.mkdir(parents=True, exist_ok=True)
+            engine = _ENGINES[url] = make_engine(url)
+        return engine
+
+
+def ready_engine(settings: Settings) -> Engine:
+    """The shared engine with its schema at the migrations' head: upgraded on the fly in local mode, checked in
+    cluster mode (`migrate.SchemaOutOfDateError` names the fix)."""
+    engine = engine_for(settings)
+    migrate.ensure_schema(engine, auto_upgrade=settings.mode == "local")
+    return engine
+
+
+def dispose_engines() -> None:
+    """Close every shared engine's pooled connections and forget the engines (tests, forked children)."""
+    with _ENGINES_LOCK:
+        engines = list(_ENGINES.values())
+        _ENGINES.clear()
+    for engine in engines:
+        engine.dispose()
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""Monitoring: drift reports over the prediction log, live outcomes, alert rules, canary judgement, retraining.
+"""Monitoring: drift verdicts over the prediction log, live outcomes, alert rules, canary judgement, retraining.
 
-Evidently is imported only inside `aicash.monitoring.drift`'s functions, so importing this package stays cheap.
+The Evidently report and the drift job that composes it live in the `monitoring` package, outside this domain
+package; Evidently is imported only when a report runs, so `aicash --help` stays cheap.
 """

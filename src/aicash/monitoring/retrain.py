@@ -1,14 +1,13 @@
-"""Retraining on drift: run or submit the training pipeline (`pipelines.runner`, imported lazily) and audit it.
+"""Retraining on drift: which run to start, and its audit entry.
 
-A submitter is a callable `(engine, pipeline name, arguments) -> run id`; `pipeline_submitter` makes the real one,
-and every run it starts is recorded in `training_runs` as `aicash pipeline run/submit` record theirs, so the
-training-failure alert sees a drift-triggered run that fails.
+A submitter is a callable `(engine, pipeline name, arguments) -> run id`; the CLI (a composition root) gives the
+real one, built on `pipelines.launch`, which records every run it starts in `training_runs` as `aicash pipeline
+run/submit` record theirs, so the training-failure alert sees a drift-triggered run that fails.
 """
 
 from __future__ import annotations
 
 import contextlib
-import traceback
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -20,47 +19,13 @@ from sqlalchemy import Engine
 from aicash.db.engine import session_scope
 from aicash.db.models import AuditLog
 from aicash.model_input import MODEL_NAME
-from aicash.settings import Settings
 
 TRAINING_PIPELINE = "lstm-training"
-LOCAL_PIPELINE_ROOT = "kfp"  # under AICASH_HOME, as `aicash pipeline run` uses
 Submitter = Callable[[Engine, str, dict[str, Any]], str]
 
 
 class RetrainError(RuntimeError):
     """The training pipeline could not be submitted, or its local run failed."""
-
-
-def pipeline_submitter(settings: Settings, host: str | None) -> Submitter:
-    """A submitter through `pipelines.runner`: a run on the KFP server at `host` (default KFP_HOST) in the
-    KFP_IMAGE platform image, recorded as `submitted`; or, with no server, the pipeline run here and now with
-    KFP's local runner, recorded as `running` then `succeeded` or `failed`.
-
-    The caller puts the repository root on `sys.path` first (`aicash.cli.common.repo_root`)."""
-    try:
-        from pipelines import runner
-    except ImportError as exc:
-        raise RetrainError(f"the training pipelines are not importable ({exc}): run from the aicash checkout") from None
-    from aicash.training.runs import finish_run, record_submission, start_run
-
-    host = host or settings.kfp_host
-
-    def submit(engine: Engine, name: str, arguments: dict[str, Any]) -> str:
-        if host:
-            kfp_run = str(runner.submit(name, host, arguments, image=settings.kfp_image))
-            record_submission(engine, name, arguments, kfp_run_id=kfp_run, host=host)
-            return kfp_run
-        run_id = start_run(engine, name, arguments)
-        try:
-            runner.run_local(name, arguments, settings.aicash_home / LOCAL_PIPELINE_ROOT)
-        except Exception as exc:  # the run must be closed whatever failed
-            finish_run(engine, run_id, "failed", error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
-            raise RetrainError(f"the local {name} run failed (training run {run_id} recorded as failed): "
-                               f"{type(exc).__name__}: {exc}") from exc
-        version = finish_run(engine, run_id, "succeeded")
-        return f"local training run {run_id}, registered {version or 'nothing'}"[:128]
-
-    return submit
 
 
 def training_arguments(metrics: Mapping[str, Any], current: pd.DataFrame) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The model artifact folder: what training writes and what serving loads.
+"""The model artifact folder: what training writes and what serving loads (file names in `artifact_files`).
 
 | file | content |
 | --- | --- |
@@ -23,15 +23,8 @@ import torch
 
 from aicash.model_input import MODEL_FEATURES
 from aicash.signals.rule import SIGNALS
+from aicash.training.artifact_files import FEATURES_FILE, MODEL_FILE
 from aicash.training.network import SignalNetwork, SignalProbabilities
-
-MODEL_FILE = "model.pt"
-SCALER_FILE = "scaler.json"
-FEATURES_FILE = "features.json"
-METRICS_FILE = "metrics.json"
-REFERENCE_FILE = "reference.parquet"
-REPORT_FILE = "report.html"
-ARTIFACT_FILES = (MODEL_FILE, SCALER_FILE, FEATURES_FILE, METRICS_FILE, REFERENCE_FILE, REPORT_FILE)
 
 
 def export_torchscript(network: SignalNetwork, path: Path) -> None:

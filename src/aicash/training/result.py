@@ -12,6 +12,7 @@ import pandas as pd
 from aicash.indicators import INDICATOR_COLUMNS
 from aicash.model_input import MODEL_NAME
 from aicash.signals.rule import SIGNALS
+from aicash.training import artifact_files as files
 from aicash.training import artifacts
 from aicash.training.config import TrainingConfig
 from aicash.training.gating import GateDecision
@@ -99,12 +100,12 @@ class TrainingResult:
             self.decision = decision
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
-        paths = {name: folder / name for name in artifacts.ARTIFACT_FILES}
-        artifacts.export_torchscript(self.network, paths[artifacts.MODEL_FILE])
-        artifacts.write_json(paths[artifacts.SCALER_FILE], self.network.transform.describe())
-        artifacts.write_json(paths[artifacts.FEATURES_FILE],
+        paths = {name: folder / name for name in files.ARTIFACT_FILES}
+        artifacts.export_torchscript(self.network, paths[files.MODEL_FILE])
+        artifacts.write_json(paths[files.SCALER_FILE], self.network.transform.describe())
+        artifacts.write_json(paths[files.FEATURES_FILE],
                              artifacts.features_spec(self.network, self.config.window_bars))
-        artifacts.write_json(paths[artifacts.METRICS_FILE], self.metrics_dict())
-        self.reference[list(INDICATOR_COLUMNS)].to_parquet(paths[artifacts.REFERENCE_FILE], index=False)
-        paths[artifacts.REPORT_FILE].write_text(render_report(self), encoding="utf-8")
+        artifacts.write_json(paths[files.METRICS_FILE], self.metrics_dict())
+        self.reference[list(INDICATOR_COLUMNS)].to_parquet(paths[files.REFERENCE_FILE], index=False)
+        paths[files.REPORT_FILE].write_text(render_report(self), encoding="utf-8")
         return paths

@@ -14,13 +14,13 @@ from sqlalchemy import Engine, update
 from aicash.db.engine import session_scope
 from aicash.db.models import DriftReport
 from aicash.monitoring import mailer, report_store
-from aicash.monitoring.drift import DRIFT_SHARE, MAX_CURRENT_ROWS, DriftResult, run_drift
+from aicash.monitoring.drift import DRIFT_SHARE, MAX_CURRENT_ROWS, DriftResult
 from aicash.monitoring.retrain import RetrainError, Submitter, submit_retraining, training_arguments
 from aicash.monitoring.window import Window, load_predictions
 from aicash.registry import current_production, load_artifacts, store_for
 from aicash.settings import Settings
-
-REFERENCE_FILE = "reference.parquet"
+from aicash.training.artifact_files import REFERENCE_FILE, MissingArtifactError, read_reference
+from monitoring.drift_report import run_drift
 
 
 class DriftJobInputError(ValueError):
@@ -54,12 +54,13 @@ def _reference(engine: Engine, settings: Settings, version: str) -> pd.DataFrame
     """The production version's reference sample, downloaded and verified through the registry."""
     dest = settings.aicash_home / "cache" / "models" / version
     folder = load_artifacts(engine, store_for(settings), version, dest)
-    if not (folder / REFERENCE_FILE).is_file():
+    try:
+        return read_reference(folder)
+    except MissingArtifactError:
         raise DriftJobInputError(
             f"production model {version} has no {REFERENCE_FILE} among its artifacts: drift needs the training "
             "reference sample; retrain it with the current pipeline (it saves one) and promote the new version"
-        )
-    return pd.read_parquet(folder / REFERENCE_FILE)
+        ) from None
 
 
 def run_drift_job(
