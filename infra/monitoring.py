@@ -8,6 +8,9 @@
   two different replicas.
 - `aicash-canary-judge`: `aicash monitor canary --apply`: promotes or ends a canary on its live results.
   With no canary serving the command exits 2 ("no canary is serving"); the job counts that as success.
+- `aicash-kfp-sync` (every 5 minutes; `kfpSync: false` turns it off): `aicash pipeline status`, which reads the
+  open training runs' outcomes from KFP's in-cluster API (KFP_HOST, from the platform settings) into
+  `training_runs`, so `/training-status` and the training-failure alert see a run that failed on the cluster.
 - ConfigMap `aicash-alert-rules`: `monitoring/alerts.yml`, the same rules as Prometheus alerting rules.
 """
 
@@ -26,6 +29,7 @@ from infra.config import MonitoringConfig, Resources
 DRIFT_JOB = "aicash-drift-report"
 CHECK_JOB = "aicash-health-check"
 CANARY_JOB = "aicash-canary-judge"
+KFP_SYNC_JOB = "aicash-kfp-sync"
 ALERT_RULES = "aicash-alert-rules"
 ALERT_RULES_KEY = "alerts.yml"
 ALERT_RULES_FILE = Path(__file__).resolve().parent.parent / "monitoring" / "alerts.yml"
@@ -68,11 +72,15 @@ def jobs(args: MonitoringArgs) -> list[MonitoringJob]:
     cfg = args.config
     drift = ["aicash", "monitor", "drift", "--email", *(["--retrain"] if cfg.retrain_on_drift else [])]
     check = ["aicash", "monitor", "check", "--email", "--metrics-url", args.metrics_url]
-    return [
+    scheduled = [
         MonitoringJob(DRIFT_JOB, cfg.drift_schedule, drift, retries=1),
         MonitoringJob(CHECK_JOB, cfg.check_schedule, check, retries=0),
         MonitoringJob(CANARY_JOB, cfg.canary_schedule, canary_command(cfg.canary_apply), retries=0),
     ]
+    if cfg.kfp_sync:  # KFP_HOST comes from the platform settings; the next run is minutes away: no retry
+        sync = ["aicash", "pipeline", "status"]
+        scheduled.append(MonitoringJob(KFP_SYNC_JOB, cfg.kfp_sync_schedule, sync, retries=0))
+    return scheduled
 
 
 def cron_job_spec(job: MonitoringJob, image: str) -> kube.Obj:
@@ -106,7 +114,7 @@ def cron_job_spec(job: MonitoringJob, image: str) -> kube.Obj:
 
 
 class Monitoring(Component):
-    """The drift report, alert check and canary CronJobs, and the alert rules as a ConfigMap."""
+    """The drift report, alert check, canary and KFP sync CronJobs, and the alert rules as a ConfigMap."""
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aicash:monitoring:Monitoring", name, opts)

@@ -7,7 +7,8 @@
   On `aws` only platform workloads may open PostgreSQL's port, and
   only towards the VPC's database subnets, where nothing but RDS lives (RDS's security group admits the whole
   EKS cluster security group: pods share their node's group, so this policy is the finer fence).
-- Platform workloads may reach KFP's API (training runs: POST /train, `monitor drift --retrain`) and leave
+- Platform workloads may reach KFP's API (training runs: POST /train, `monitor drift --retrain`; their outcomes:
+  the `aicash-kfp-sync` job and `monitor check`, which read them with `aicash pipeline status`) and leave
   the cluster on 443 (S3, AWS APIs, the public URL) and the SMTP port.
 """
 

@@ -37,7 +37,7 @@ class PlatformSettingsArgs:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     kfp_host: str | None = None
     kfp_image: str | None = None
-    redis_url: pulumi.Output[str] | None = None  # Feast's online store in Redis (FEAST_ONLINE_STORE=redis)
+    redis_url: pulumi.Output[str] | None = None  # Feast's online store and the rate limits in Redis
 
 
 def plain_env(args: PlatformSettingsArgs) -> dict[str, pulumi.Input[str]]:
@@ -59,6 +59,8 @@ def plain_env(args: PlatformSettingsArgs) -> dict[str, pulumi.Input[str]]:
         "FEAST_USAGE": "False",
     }
     env["FEAST_ONLINE_STORE"] = "redis" if args.redis_url is not None else "postgres"
+    # The same Redis holds the per-key rate-limit buckets, so a key's limit holds across the inference replicas.
+    env["RATE_LIMIT_BACKEND"] = "redis" if args.redis_url is not None else "memory"
     if args.kfp_host:
         env["KFP_HOST"] = args.kfp_host
     if args.kfp_image:

@@ -5,7 +5,7 @@ function and nothing more. `make_components(image)` returns them; the pipelines 
 """
 
 from types import SimpleNamespace
-from typing import NamedTuple
+from typing import List, NamedTuple  # noqa: UP035 - KFP reads typing.List in artifact annotations
 
 from kfp import dsl
 from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
@@ -23,11 +23,20 @@ def make_components(image: str) -> SimpleNamespace:
         return step(symbols, timeframe)
 
     @component
-    def build_training_set(symbols: list, timeframe: str, training_set: Output[Dataset]) -> int:
-        """Entity rows for every bar, features joined point in time by Feast's get_historical_features."""
+    def build_training_set(symbol: str, timeframe: str, training_set: Output[Dataset]) -> int:
+        """One series' entity rows for every bar, features joined point in time by Feast (one task per series)."""
         from pipelines.steps import build_training_set as step
 
-        rows = step(symbols, timeframe, training_set.path)
+        rows = step([symbol], timeframe, training_set.path)
+        training_set.metadata["rows"] = rows
+        return rows
+
+    @component
+    def merge_training_sets(parts: Input[List[Dataset]], training_set: Output[Dataset]) -> int:  # noqa: UP006
+        """The series' training sets as one, in a stable order (symbol, bar time), for one model on all of them."""
+        from pipelines.steps import merge_training_sets as step
+
+        rows = step([part.path for part in parts], training_set.path)
         training_set.metadata["rows"] = rows
         return rows
 
@@ -97,5 +106,6 @@ def make_components(image: str) -> SimpleNamespace:
         return save_weights_if_better(json.loads(result_json))
 
     return SimpleNamespace(**{c.name.replace("-", "_"): c for c in (
-        materialize_features, build_training_set, train, evaluate, gate, register, optimize_weights, save_weights
+        materialize_features, build_training_set, merge_training_sets, train, evaluate, gate, register,
+        optimize_weights, save_weights,
     )})

@@ -3,8 +3,9 @@
 
 `aicash pipeline run/submit/schedule`, the drift job's `--retrain` and the service's `POST /train` all start runs
 through this module. A run made here is recorded `running`, then `succeeded` (linked to the version it registered)
-or `failed` with its cause; a run handed to KFP is recorded once, `submitted` (a recurring run `scheduled`), with
-the id the server gave. A server that refuses or does not answer leaves nothing recorded.
+or `failed` with its cause; a run handed to KFP is recorded `submitted` (a recurring run `scheduled`), with the id
+the server gave, and `pipelines.status` later reads its outcome from KFP. A server that refuses or does not answer
+leaves nothing recorded.
 """
 
 from __future__ import annotations

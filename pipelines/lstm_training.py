@@ -1,11 +1,15 @@
-"""Pipeline `lstm-training`: materialize features -> training set (point in time) -> train -> evaluate -> gate ->
-register, with the gate deciding through `dsl.If` whether the version is registered approved or rejected."""
+"""Pipeline `lstm-training`: materialize features -> one training set per series (point in time, in parallel) ->
+merge -> train -> evaluate -> gate -> register, with the gate deciding through `dsl.If` whether the version is
+registered approved or rejected."""
 
 from kfp import dsl
 
 from pipelines.components import make_components
 
 NAME = "lstm-training"
+# Series whose training sets are built at once on the cluster (each task reads its candles and joins its features);
+# KFP's local runner runs the iterations one after the other.
+SERIES_PARALLELISM = 4
 
 
 def build(image: str):  # type: ignore[no-untyped-def]
@@ -17,7 +21,10 @@ def build(image: str):  # type: ignore[no-untyped-def]
     def lstm_training(symbols: list = ["EURUSD"], timeframe: str = "1h", config_json: str = "{}") -> None:  # noqa: B006
         # Steps that read or change the database's current state must run every time, even with caching on.
         materialized = c.materialize_features(symbols=symbols, timeframe=timeframe).set_caching_options(False)
-        training_set = c.build_training_set(symbols=symbols, timeframe=timeframe).after(materialized)
+        with dsl.ParallelFor(symbols, parallelism=SERIES_PARALLELISM, name="each-series") as symbol:
+            series_set = c.build_training_set(symbol=symbol, timeframe=timeframe).after(materialized)
+            series_set.set_caching_options(False)
+        training_set = c.merge_training_sets(parts=dsl.Collected(series_set.outputs["training_set"]))
         training_set.set_caching_options(False)
         trained = c.train(training_set=training_set.outputs["training_set"], config_json=config_json)
         c.evaluate(model=trained.outputs["model"])

@@ -6,11 +6,13 @@ service's child process for `POST /train`, see `pipelines.launch.ChildProcess`).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +56,22 @@ def run_local(name: str, arguments: dict[str, Any], pipeline_root: Path) -> Any:
 
     pipeline_root.mkdir(parents=True, exist_ok=True)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root), raise_on_error=True)
-    return pipeline_fn(name)(**arguments)
+    with _root_logger_kept():
+        return pipeline_fn(name)(**arguments)
+
+
+@contextlib.contextmanager
+def _root_logger_kept() -> Iterator[None]:
+    """The root logger's handlers and level as they were. KFP's local runner swaps its own handler in and out
+    around each task; the iterations of a ParallelFor do that from several threads at once, and one of them can
+    leave its handler (bound to the stdout of that moment) behind."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 def _package(name: str, image: str) -> str:

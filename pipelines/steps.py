@@ -60,6 +60,17 @@ def build_training_set(symbols: list[str], timeframe: str, out_path: str, log: L
     return len(frame)
 
 
+def merge_training_sets(paths: list[str], out_path: str, log: Log = print) -> int:
+    """The per-series training sets (`build_training_set`) as one file, sorted by symbol, timeframe and bar time
+    whatever order the tasks finished in."""
+    frame = pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
+    frame = frame.sort_values(["symbol", "timeframe", "ts"], kind="stable").reset_index(drop=True)
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out_path, index=False)
+    log(f"training set: {len(frame):,} rows of {frame['symbol'].nunique()} series ({len(paths)} parts) -> {out_path}")
+    return len(frame)
+
+
 def train(training_set_path: str, config_json: str, model_dir: str, log: Log = print) -> dict[str, Any]:
     """Walk-forward evaluation against the baselines, then the final network; writes the artifact folder."""
     from aicash.training.config import TrainingConfig

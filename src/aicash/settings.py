@@ -54,7 +54,8 @@ class Settings(BaseSettings):
     )
     redis_url: SecretStr | None = Field(
         default=None,
-        description="Redis for FEAST_ONLINE_STORE=redis: redis://[:password@]host:6379[/db]; rediss:// for TLS.",
+        description="Redis for FEAST_ONLINE_STORE=redis and RATE_LIMIT_BACKEND=redis: "
+        "redis://[:password@]host:6379[/db]; rediss:// for TLS.",
     )
 
     kfp_host: str | None = Field(
@@ -63,7 +64,14 @@ class Settings(BaseSettings):
     kfp_image: str = Field(default="aicash-platform:0.1.0", description="Platform image of KFP-submitted runs.")
 
     # Inference service
-    rate_limit_per_minute: int = Field(default=1200, ge=1, description="Requests per key per minute, per replica.")
+    rate_limit_per_minute: int = Field(
+        default=1200, ge=1, description="Requests per key per minute: per replica (memory) or in all (redis)."
+    )
+    rate_limit_backend: Literal["memory", "redis"] = Field(
+        default="memory",
+        description="Where the per-key buckets live: memory (each replica its own) or redis (REDIS_URL, shared by "
+        "all replicas; each replica's memory while Redis does not answer).",
+    )
     cors_allow_origins: str = Field(default="", description="Comma-separated origins allowed by CORS.")
     prediction_cache_ttl_seconds: float = Field(
         default=5.0, ge=0, description="Identical requests within it are answered from the cache."
@@ -157,6 +165,13 @@ class Settings(BaseSettings):
                 "FEAST_ONLINE_STORE=redis needs REDIS_URL (the online store) and USE_S3_STORAGE=true (the Feast "
                 "registry goes to the bucket): set both, or FEAST_ONLINE_STORE=postgres"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _check_rate_limit_backend(self) -> Settings:
+        if self.rate_limit_backend == "redis" and self.redis_url is None:
+            raise ValueError("RATE_LIMIT_BACKEND=redis needs REDIS_URL (the Redis that holds the buckets): set it, "
+                             "or RATE_LIMIT_BACKEND=memory")
         return self
 
     @property

@@ -1,19 +1,26 @@
 """A real inference service for HTTP tests: EURUSD candles, materialized features, two registered LSTM versions
 (production and a 30 % canary, both forced past a gate that rejected them), API keys, and `aicash serve` running
-as a subprocess on 127.0.0.1 (helpers in tests/support/service.py)."""
+as a subprocess on 127.0.0.1 (helpers in tests/support/service.py); and one Bento built by `aicash serve --build`
+for the session (`built_bento`)."""
 
 from __future__ import annotations
 
+import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support import REPO
 from tests.support.service import (
+    AICASH,
     create_keys,
     environment,
     home_database_url,
+    home_env,
     prepare_service_home,
     service_env,
     start_service,
@@ -55,3 +62,32 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
                       canary, home_database_url(home))
     finally:
         stop_service(running)
+
+
+@dataclass(frozen=True)
+class BuiltBento:
+    """A Bento built by `aicash serve --build` over a prepared home (its BentoML store is in the home)."""
+
+    home: Path
+    folder: Path
+    tag: str
+    production: str
+    canary: str
+    build_output: str
+    build_seconds: float
+
+
+@pytest.fixture(scope="session")
+def built_bento(tmp_path_factory: pytest.TempPathFactory) -> BuiltBento:
+    """One Bento per session; tests that change its registry work on a copy of the home."""
+    home = tmp_path_factory.mktemp("bento-home")
+    env = home_env(home)
+    with environment(env):
+        production, canary = prepare_service_home(home)
+    started = time.perf_counter()
+    done = subprocess.run([AICASH, "serve", "--build"], cwd=REPO, env=env, capture_output=True, text=True,  # noqa: S603
+                          timeout=540, check=False)
+    seconds = time.perf_counter() - started
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    [folder] = [p for p in (home / "bentoml" / "bentos" / "aicash-signal").iterdir() if p.is_dir()]
+    return BuiltBento(home, folder, f"aicash-signal:{folder.name}", production, canary, done.stdout, seconds)

@@ -7,6 +7,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from aicash.model_input import MODEL_NAME
 from aicash.registry import load_artifacts, store_for
 from aicash.settings import load_settings
 from tests.support import REPO
-from tests.support.service import AICASH, environment, home_env, prepare_service_home
+from tests.support.service import environment, home_env
 
 
 def _digests(folder: Path) -> dict[str, str]:
@@ -27,20 +28,10 @@ def _digests(folder: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_build_packages_the_production_model_into_the_bento(tmp_path: Path) -> None:
-    home = tmp_path / "home"
+def test_build_packages_the_production_model_into_the_bento(built_bento, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    home, production, bento = built_bento.home, built_bento.production, built_bento.folder
     env = home_env(home)
-    with environment(env):
-        production, _canary = prepare_service_home(home)
-
-    done = subprocess.run([AICASH, "serve", "--build"], cwd=REPO, env=env, capture_output=True, text=True,  # noqa: S603
-                          timeout=540, check=False)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert f"packaged signal-lstm:{production}" in done.stdout
-
-    bento_dirs = [p for p in (home / "bentoml" / "bentos" / "aicash-signal").iterdir() if p.is_dir()]
-    assert len(bento_dirs) == 1
-    bento = bento_dirs[0]
+    assert f"packaged signal-lstm:{production}" in built_bento.build_output
     manifest = yaml.safe_load((bento / "bento.yaml").read_text())
     assert manifest["service"] == "bentos.service:SignalService"
     assert [m["tag"] for m in manifest["models"]] == [f"signal-lstm:{production}"]
@@ -68,3 +59,14 @@ def test_build_packages_the_production_model_into_the_bento(tmp_path: Path) -> N
     bundled_files = _digests(Path(folder))
     assert registry_files and all(bundled_files.get(name) == digest for name, digest in registry_files.items())
 
+
+
+def test_bento_requirements_carry_the_serving_features_and_pipelines_extras() -> None:
+    """The Bento installs bentos/requirements.txt and the aicash wheel (base dependencies only): the requirements
+    file must hold exactly the extras the deployed service runs on (BentoML pins itself)."""
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    wanted = {r.replace(" ", "") for extra in ("serving", "features", "pipelines") for r in extras[extra]
+              if not r.startswith("bentoml")}
+    lines = (REPO / "bentos" / "requirements.txt").read_text().splitlines()
+    listed = {line.split("#")[0].replace(" ", "") for line in lines if line.split("#")[0].strip()}
+    assert listed == wanted

@@ -100,3 +100,34 @@ def test_alert_rules_are_deployed_as_written(objects: list[dict[str, Any]]) -> N
     rules = [rule["alert"] for group in yaml.safe_load(data["alerts.yml"])["groups"] for rule in group["rules"]]
     assert set(rules) == {"AicashPredictLatencyHigh", "AicashDriftDetected", "AicashTrainingFailed",
                           "AicashLiveAccuracyLow"}  # fmt: skip
+
+
+def test_kfp_runs_are_synced_on_their_schedule_from_the_in_cluster_api(objects: list[dict[str, Any]],
+                                                                       stack: str) -> None:  # fmt: skip
+    """`aicash pipeline status` every 5 minutes, against KFP_HOST from the platform settings; `kfpSync: false`
+    turns the job off."""
+    import typer
+
+    from aicash.cli.main import app
+    from infra.kubeflow import api_url
+
+    cron = find(objects, "CronJob", "aicash-kfp-sync", "aicash")
+    stack_file = yaml.safe_load(Path(f"Pulumi.{stack}.yaml").read_text())["config"]["aicash:monitoring"]
+    assert cron["spec"]["schedule"] == stack_file["kfpSyncSchedule"] == "*/5 * * * *"
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid" and cron["spec"]["jobTemplate"]["spec"]["backoffLimit"] == 0
+    command = _command(objects, "aicash-kfp-sync")
+    assert command == ["aicash", "pipeline", "status"]
+    group = typer.main.get_command(app)
+    with group.context_class(group) as ctx:
+        status = group.get_command(ctx, "pipeline").get_command(ctx, "status")  # type: ignore[attr-defined]
+        status.make_context("status", command[3:])  # a real command: no host option, so KFP_HOST
+    [container] = pod_spec(cron)["containers"]
+    assert {"configMapRef": {"name": kube.SETTINGS_CONFIGMAP}} in container["envFrom"]
+    settings = find(objects, "ConfigMap", kube.SETTINGS_CONFIGMAP, "aicash")["data"]
+    assert settings["KFP_HOST"] == api_url("kubeflow")
+
+    off = manifests(run_program("dev", overrides={"monitoring": json.dumps({"kfpSync": False})}))
+    cron_jobs = {o["metadata"]["name"] for o in off if o["kind"] == "CronJob"}
+    assert "aicash-kfp-sync" not in cron_jobs and "aicash-health-check" in cron_jobs
+    every = manifests(run_program("dev", overrides={"monitoring": json.dumps({"kfpSyncSchedule": "*/2 * * * *"})}))
+    assert find(every, "CronJob", "aicash-kfp-sync", "aicash")["spec"]["schedule"] == "*/2 * * * *"

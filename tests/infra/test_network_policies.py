@@ -167,6 +167,17 @@ def test_platform_workloads_may_reach_the_kfp_api_they_are_configured_with(
     ]
 
 
+def test_the_kfp_sync_job_may_reach_the_kfp_api_and_the_database(objects: list[dict[str, Any]]) -> None:
+    sync = _pod_labels(find(objects, "CronJob", "aicash-kfp-sync", "aicash"))
+    host = urlsplit(find(objects, "ConfigMap", kube.SETTINGS_CONFIGMAP, "aicash")["data"]["KFP_HOST"])
+    service, namespace = host.hostname.split(".")[:2]
+    to_kfp = [peer for rule in _egress_to_port(_policies(objects), host.port) if _selects(rule["pods"], sync)
+              for peer in rule["to"]]  # fmt: skip
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+            "podSelector": {"matchLabels": {"app": service}}} in to_kfp  # fmt: skip
+    assert [rule for rule in _egress_to_port(_policies(objects), 5432) if _selects(rule["pods"], sync)]
+
+
 def test_client_label_marks_exactly_the_platform_workloads(objects: list[dict[str, Any]], stack: str) -> None:
     labelled = {
         o["metadata"]["name"]
@@ -174,7 +185,7 @@ def test_client_label_marks_exactly_the_platform_workloads(objects: list[dict[st
         if pod_spec(o) is not None and o["metadata"].get("labels", {}).get(kube.PLATFORM_CLIENT) == "true"
     }
     expected = {"aicash-inference", "aicash-feature-server", "aicash-drift-report", "aicash-health-check",
-                "aicash-canary-judge", "aicash-db-upgrade-0-1-0"}  # fmt: skip
+                "aicash-canary-judge", "aicash-kfp-sync", "aicash-db-upgrade-0-1-0"}  # fmt: skip
     if stack == "dev":
         expected.add("minio-bucket-aicash-dev-models")
         for server in ("postgres", "minio"):

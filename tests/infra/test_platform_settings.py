@@ -127,7 +127,7 @@ def test_secrets_reach_pods_only_through_secret_objects(objects: list[dict[str, 
 @pytest.mark.parametrize("name", ["SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_STARTTLS", "ALERT_EMAIL_FROM",
                                   "ALERT_EMAIL_TO", "MIN_TRAINING_SAMPLES", "MIN_ACCURACY", "MIN_WIN_RATE",
                                   "INFERENCE_API_URL", "AICASH_HOME",
-                                  "KFP_HOST", "KFP_IMAGE"])
+                                  "KFP_HOST", "KFP_IMAGE", "FEAST_ONLINE_STORE", "RATE_LIMIT_BACKEND"])
 def test_every_plain_setting_is_in_the_configmap(objects: list[dict[str, Any]], name: str) -> None:
     data = find(objects, "ConfigMap", kube.SETTINGS_CONFIGMAP, "aicash")["data"]
     assert data[name]
@@ -182,6 +182,7 @@ def test_the_settings_are_valid_for_aicash_itself(
     settings = load_settings()
     assert settings.mode == "cluster" and settings.use_s3_storage
     assert settings.kfp_host == env["KFP_HOST"] and settings.kfp_image == env["KFP_IMAGE"]
+    assert settings.rate_limit_backend == "redis" and settings.redis_url is not None  # limits across replicas
 
 
 def test_feast_online_store_is_a_password_protected_redis(objects: list[dict[str, Any]], stack: str) -> None:
@@ -191,6 +192,7 @@ def test_feast_online_store_is_a_password_protected_redis(objects: list[dict[str
     data = find(objects, "ConfigMap", kube.SETTINGS_CONFIGMAP, "aicash")["data"]
     secret = find(objects, "Secret", kube.SETTINGS_SECRET, "aicash")["stringData"]
     assert data["FEAST_ONLINE_STORE"] == "redis" and "REDIS_URL" not in data
+    assert data["RATE_LIMIT_BACKEND"] == "redis"  # the same Redis holds the per-key rate-limit buckets
     url = urlsplit(secret["REDIS_URL"])
     assert (url.hostname, url.port, unquote(url.password or "")) == (
         "redis.aicash.svc.cluster.local", 6379, SECRETS["redisPassword"])
@@ -210,6 +212,7 @@ def test_feast_online_store_is_a_password_protected_redis(objects: list[dict[str
 
 def test_the_online_store_can_stay_in_postgres() -> None:
     objs = manifests(run_program("dev", overrides={"onlineStore": json.dumps({"type": "postgres"})}))
-    assert find(objs, "ConfigMap", kube.SETTINGS_CONFIGMAP, "aicash")["data"]["FEAST_ONLINE_STORE"] == "postgres"
+    data = find(objs, "ConfigMap", kube.SETTINGS_CONFIGMAP, "aicash")["data"]
+    assert (data["FEAST_ONLINE_STORE"], data["RATE_LIMIT_BACKEND"]) == ("postgres", "memory")  # no Redis to share
     assert "REDIS_URL" not in find(objs, "Secret", kube.SETTINGS_SECRET, "aicash")["stringData"]
     assert not [o for o in objs if o["metadata"].get("name") in {"redis", "redis-from-platform"}]

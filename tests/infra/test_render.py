@@ -113,6 +113,7 @@ def test_image_tag_rollback_changes_only_the_release_tag(tmp_path: Path) -> None
         "cronjob_aicash_aicash-drift-report.yaml",
         "cronjob_aicash_aicash-health-check.yaml",
         "cronjob_aicash_aicash-canary-judge.yaml",
+        "cronjob_aicash_aicash-kfp-sync.yaml",
     }
     # the settings name the image of KFP runs (KFP_IMAGE), so retraining also goes back to the previous release
     settings = {"configmap_aicash_aicash-settings.yaml", "configmap_kubeflow_aicash-settings.yaml"}

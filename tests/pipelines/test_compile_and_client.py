@@ -16,7 +16,7 @@ from kfp import components
 from sqlalchemy import Engine, select
 
 from aicash.db.models import TrainingRun
-from pipelines import runner
+from pipelines import lstm_training, runner
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +38,20 @@ def test_every_pipeline_compiles_and_loads_back(compiled: dict[str, Path]) -> No
 def test_lstm_training_graph(compiled: dict[str, Path]) -> None:
     spec = yaml.safe_load(compiled["lstm-training"].read_text())
     tasks = spec["root"]["dag"]["tasks"]
-    assert {"materialize-features", "build-training-set", "train", "evaluate", "gate"} <= set(tasks)
-    assert set(tasks["condition-branches-1"]["dependentTasks"]) == {"gate", "train"}
-    branches = spec["components"]["comp-condition-branches-1"]["dag"]["tasks"]
+    assert {"materialize-features", "for-loop-1", "merge-training-sets", "train", "evaluate", "gate"} <= set(tasks)
+    # one training set per series, built in parallel (at most SERIES_PARALLELISM at once), then merged
+    loop = tasks["for-loop-1"]
+    assert loop["iteratorPolicy"]["parallelismLimit"] == lstm_training.SERIES_PARALLELISM
+    assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--symbols"
+    assert loop["dependentTasks"] == ["materialize-features"]
+    assert set(spec["components"]["comp-for-loop-1"]["dag"]["tasks"]) == {"build-training-set"}
+    merged = tasks["merge-training-sets"]["inputs"]["artifacts"]["parts"]["taskOutputArtifact"]
+    assert merged == {"outputArtifactKey": "pipelinechannel--build-training-set-training_set",
+                      "producerTask": "for-loop-1"}
+    assert tasks["train"]["inputs"]["artifacts"]["training_set"]["taskOutputArtifact"]["producerTask"] == (
+        "merge-training-sets")
+    assert set(tasks["condition-branches-2"]["dependentTasks"]) == {"gate", "train"}
+    branches = spec["components"]["comp-condition-branches-2"]["dag"]["tasks"]
     conditions = [t["triggerPolicy"]["condition"] for t in branches.values()]
     assert len(conditions) == 2  # dsl.If approved / dsl.Else rejected
     assert any("== 'approved'" in c for c in conditions) and any("!(" in c for c in conditions)

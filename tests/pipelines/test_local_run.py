@@ -4,8 +4,10 @@ candles; signal-weights on candles with a planted signal, with and without impor
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -31,6 +33,30 @@ def local_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 def aicash(*args: str):  # type: ignore[no-untyped-def]
     return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.mark.slow
+def test_training_pipeline_builds_one_training_set_per_series_and_trains_on_all(local_env: Path) -> None:
+    """Several symbols: the ParallelFor builds each series' training set (one task each), the merge joins them,
+    and one model is trained on every series."""
+    assert aicash("data", "synth", "--symbols", "2", "--bars", "2000", "--seed", "5").exit_code == 0
+    handlers = logging.getLogger().handlers[:]
+    result = aicash("pipeline", "run", "lstm-training", "--symbol", "SYN001", "--symbol", "SYN002", "--config", SMALL)
+    assert result.exit_code == 0, result.output + result.stderr
+    # KFP's runner swaps the root logger's handler from the loop's threads at once: none of its handlers stays
+    assert logging.getLogger().handlers == handlers
+    engine = make_engine(f"sqlite:///{local_env / 'aicash.db'}")
+    with engine.connect() as conn:
+        [metrics] = conn.execute(select(MLModel.metrics)).scalars().all()
+    engine.dispose()
+    assert sorted(metrics["data"]["series"]) == ["SYN001/1h", "SYN002/1h"]
+    parts = sorted((local_env / "kfp").rglob("for-loop-*-iteration-*/build-training-set/training_set"))
+    assert len(parts) == 2  # one task per series
+    merged = next((local_env / "kfp").rglob("merge-training-sets/training_set"))
+    frame = pd.read_parquet(merged)
+    assert len(frame) == sum(len(pd.read_parquet(p)) for p in parts)
+    assert list(frame["symbol"].unique()) == ["SYN001", "SYN002"]
+    assert frame.groupby("symbol")["ts"].is_monotonic_increasing.all()
 
 
 @pytest.mark.slow

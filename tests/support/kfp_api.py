@@ -1,5 +1,10 @@
 """A small real HTTP server speaking the KFP v2beta1 REST endpoints `kfp.Client.create_run_from_pipeline_package`
-uses (healthz, experiments list/create, runs create), recording what it was sent: no KFP server can run here."""
+and `kfp.Client.get_run` use (healthz, experiments list/create, runs create, run get), recording what it was sent:
+no KFP server can run here.
+
+`GET /apis/v2beta1/runs/{run_id}` answers a run's scripted states (`KfpApi.states`): one per read, in order, the
+last one repeated; a run created through the server and not scripted stays PENDING; any other id gets KFP's 404
+(`{"code": 5, "message": ...}`). `refuse_reads` makes every run read answer that HTTP status instead."""
 
 from __future__ import annotations
 
@@ -10,7 +15,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
+
+RUNS = "/apis/v2beta1/runs"
+NOT_FINISHED = "1970-01-01T00:00:00Z"  # what KFP answers for a time not reached yet
+
+
+def run_state(state: str, *, error: str | None = None, finished_at: str | None = None,
+              **fields: Any) -> dict[str, Any]:  # fmt: skip
+    """One scripted read of a run: KFP's state, its error message and finish time (RFC 3339), any other field."""
+    body: dict[str, Any] = {"state": state, "finished_at": finished_at or NOT_FINISHED, **fields}
+    if error is not None:
+        body["error"] = {"code": 2, "message": error, "details": []}
+    return body
 
 
 @dataclass
@@ -21,9 +38,33 @@ class KfpApi:
     # (method, path, query, JSON body) of every request
     requests: list[tuple[str, str, dict[str, list[str]], Any]] = field(default_factory=list)
     experiments: dict[str, str] = field(default_factory=dict)  # display name -> id
+    # run id -> the states it moves through on successive reads (`run_state(...)`, or a bare state)
+    states: dict[str, list[dict[str, Any] | str]] = field(default_factory=dict)
+    created_at: str = "2026-12-06T10:00:00Z"  # every run's creation (and scheduled) time
+    pipeline: str = "lstm-training"  # the pipeline spec's name in every run read
+    refuse_reads: int | None = None  # answer every run read with this HTTP status (e.g. 503)
+    reads: dict[str, int] = field(default_factory=dict)  # run id -> times read
 
     def runs(self) -> list[dict[str, Any]]:
-        return [body for method, path, _, body in self.requests if (method, path) == ("POST", "/apis/v2beta1/runs")]
+        return [body for method, path, _, body in self.requests if (method, path) == ("POST", RUNS)]
+
+    def run(self, run_id: str) -> tuple[int, dict[str, Any]]:
+        """The answer to `GET /apis/v2beta1/runs/{run_id}`: the run's next scripted state as a V2beta1Run."""
+        if self.refuse_reads is not None:
+            return self.refuse_reads, {"code": 14, "message": "the API server is not ready", "details": []}
+        created = run_id in {f"run-{n}" for n in range(1, len(self.runs()) + 1)}
+        if run_id not in self.states and not created:
+            return 404, {"code": 5, "message": f"Failed to get run: ResourceNotFoundError: Run {run_id} not found",
+                         "details": []}
+        script = self.states.get(run_id) or ["PENDING"]
+        read = self.reads[run_id] = self.reads.get(run_id, 0) + 1
+        step = script[min(read, len(script)) - 1]
+        step = run_state(step) if isinstance(step, str) else step
+        return 200, {"run_id": run_id, "display_name": f"{self.pipeline}-1234", "experiment_id": "exp-1",
+                     "storage_state": "AVAILABLE", "pipeline_spec": {"pipelineInfo": {"name": self.pipeline}},
+                     "runtime_config": {"parameters": {"symbols": ["EURUSD"], "timeframe": "1h"}},
+                     "created_at": self.created_at, "scheduled_at": self.created_at,
+                     "state_history": [{"update_time": self.created_at, "state": "PENDING"}], **step}
 
 
 def _handler(api: KfpApi) -> type[BaseHTTPRequestHandler]:
@@ -44,6 +85,8 @@ def _handler(api: KfpApi) -> type[BaseHTTPRequestHandler]:
             api.requests.append(("GET", url.path, parse_qs(url.query), None))
             if url.path == "/apis/v2beta1/healthz":
                 self._answer(200, {"multi_user": False})
+            elif url.path.startswith(RUNS + "/"):
+                self._answer(*api.run(unquote(url.path.removeprefix(RUNS + "/"))))
             elif url.path == "/apis/v2beta1/experiments":
                 wanted = json.loads(parse_qs(url.query).get("filter", ["{}"])[0]).get("predicates", [{}])[0]
                 found = [{"experiment_id": i, "display_name": n} for n, i in api.experiments.items()

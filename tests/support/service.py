@@ -174,23 +174,26 @@ class Running:
         return httpx.get(self.url + path, headers={"X-API-Key": self.keys[key]}, timeout=30, **kw)
 
 
-def launch_service(home: Path, env: dict[str, str], log_name: str = "serve.log") -> Running:
-    """`aicash serve` with exactly `env` on a free port, in its own process group, logging to `home/log_name`;
-    returns at once (see `start_service` to wait until it is ready)."""
+def launch_service(home: Path, env: dict[str, str], log_name: str = "serve.log",
+                   command: list[str] | None = None, cwd: Path = REPO) -> Running:
+    """`aicash serve` (or `command`, to which `--host 127.0.0.1 --port N` is added) with exactly `env` on a free
+    port, in its own process group, logging to `home/log_name`; returns at once (`start_service` waits until it is
+    ready)."""
     port = free_port()
     log_path = home / log_name
     with log_path.open("w") as log:
         proc = subprocess.Popen(  # noqa: S603
-            [AICASH, "serve", "--port", str(port)],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [*(command or [AICASH, "serve"]), "--host", "127.0.0.1", "--port", str(port)],
+            cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     return Running(proc, f"http://127.0.0.1:{port}", env, log_path)
 
 
 def start_service(home: Path, extra_env: Mapping[str, str] | None = None, log_name: str = "serve.log",
-                  timeout: float = 120.0) -> Running:
-    """A service on `home` with `service_env(home, extra_env)`, once its /readyz answers 200."""
-    running = launch_service(home, service_env(home, extra_env), log_name)
+                  timeout: float = 120.0, *, env: dict[str, str] | None = None, command: list[str] | None = None,
+                  cwd: Path = REPO) -> Running:
+    """A service on `home` with `service_env(home, extra_env)` (or exactly `env`), once its /readyz answers 200."""
+    running = launch_service(home, env or service_env(home, extra_env), log_name, command, cwd)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if running.proc.poll() is not None:

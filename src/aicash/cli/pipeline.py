@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from aicash.cli.common import bad_input_exits, console, fail, settings_of
+from aicash.cli.common import bad_input_exits, console, err_console, fail, settings_of
 from aicash.cli.db import ready_engine
 from aicash.market.candles import BadSymbolError, check_timeframe, normalize_symbol
 
@@ -153,3 +153,47 @@ def schedule(
     except KfpUnavailableError as exc:
         fail(str(exc), code=1)
     console.print(f"scheduled {name} ({cron}): recurring run {run.kfp_id} on {host} (training run {run.run_id})")
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    run_ids: list[str] = typer.Argument(None, metavar="[RUN_ID]...",
+                                        help="KFP run ids; default: every open KFP run in training_runs on the host."),
+    host: str | None = typer.Option(None, "--host", help="KFP API endpoint, e.g. http://127.0.0.1:8888; "
+                                                         "default KFP_HOST."),
+) -> None:
+    """Read runs' outcomes from Kubeflow Pipelines into `training_runs`: status, error, finish time, version."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from pipelines.status import KfpStatusError, sync
+
+    host = host or settings_of(ctx).kfp_host
+    if not host:
+        fail("no KFP host: pass --host URL or set KFP_HOST (from a workstation: "
+             "`kubectl -n kubeflow port-forward svc/ml-pipeline 8888:8888`, then --host http://127.0.0.1:8888)")
+    if not host.startswith(("http://", "https://")):
+        fail(f"--host {host!r} is not an http(s) URL; use e.g. http://127.0.0.1:8888")
+    engine = ready_engine(ctx)
+    try:
+        done = sync(engine, host, run_ids)
+    except KfpStatusError as exc:
+        fail(f"{exc}; nothing was written")
+    if not done.runs and not done.unknown:
+        console.print(f"no open KFP run in training_runs for {host}", highlight=False)
+    if done.runs:
+        table = Table("training run", "KFP run", "KFP state", "status", "error", "version",
+                      title=f"KFP runs on {host}")
+        colour = {"failed": "bold red", "succeeded": "green", "cancelled": "yellow", "skipped": "yellow"}
+        for run in done.runs:  # KFP's words are shown as text, never as markup
+            note = " (added)" if run.added else (" (unchanged)" if run.kept else "")
+            table.add_row(f"{run.run_id}{note}", Text(run.kfp_run_id), Text(run.state),
+                          Text(run.status, style=colour.get(run.status, "")), Text((run.error or "")[:200]),
+                          Text(run.model_version or ""))
+        console.print(table)
+    for missing in done.unknown:
+        err_console.print(Text.assemble(("error:", "bold red"), f" {missing}; its row stays as it was"),
+                          highlight=False, soft_wrap=True)
+    if done.unknown:
+        raise typer.Exit(2)

@@ -31,7 +31,8 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 IdType = BigInteger().with_variant(Integer(), "sqlite")
 
 MODEL_STATUSES = ("candidate", "approved", "rejected", "production", "archived")
-RUN_STATUSES = ("running", "succeeded", "failed", "submitted", "scheduled")  # the last two: handed to a KFP cluster
+# `submitted`, `scheduled`: handed to a KFP cluster; `skipped`, `cancelled`: KFP's outcomes (`aicash pipeline status`)
+RUN_STATUSES = ("running", "succeeded", "failed", "submitted", "scheduled", "skipped", "cancelled")
 
 
 def utcnow() -> datetime:
