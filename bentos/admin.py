@@ -2,7 +2,9 @@
 read the training runs, promote a version, roll back. Framework-free: `service.py` maps HTTP onto `AdminOps`.
 
 Who may call them is decided by `bentos.security` (admin keys only); who did what is written to `audit_log`
-with the key's name as the actor (`api:<name>`).
+with the key's name as the actor (`api:<name>`), in the same transaction as the change (a training run's row, a
+promotion, a rollback): an audit entry that cannot be written fails the operation with 503 and changes nothing.
+While the database is unreachable every operation answers 503 with Retry-After.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError
 
 from aicash.db.engine import session_scope
-from aicash.db.models import AuditLog, TrainingRun
+from aicash.db.models import TrainingRun
 from aicash.registry import (
     ModelRecord,
     NothingToRollBackError,
@@ -28,10 +31,19 @@ from aicash.registry import (
     rollback,
 )
 from aicash.registry.artifacts import NAME_PATTERN
+from aicash.serving.outages import is_outage
 from aicash.serving.schemas import Symbol, Timeframe
 from aicash.settings import Settings
-from aicash.training.runs import finish_run, start_run
-from pipelines.launch import ChildProcess, Executor, KfpUnavailableError, RunFailedError, run_here, submit
+from aicash.training.runs import AuditEntry, finish_run, start_run
+from pipelines.launch import (
+    ChildProcess,
+    Executor,
+    KfpUnavailableError,
+    LaunchError,
+    RunFailedError,
+    run_here,
+    submit,
+)
 
 log = logging.getLogger("aicash.service.admin")
 
@@ -87,10 +99,11 @@ class RollbackRequest(BaseModel):
 class AdminError(Exception):
     """An admin request that cannot be done: the HTTP status and a message naming the problem and the fix."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}
 
 
 def record_view(record: ModelRecord) -> dict[str, Any]:
@@ -122,13 +135,13 @@ class AdminOps:
         arguments = request.arguments()
         if self.settings.kfp_host:
             return self._submit(request.pipeline, arguments, actor)
-        with self._lock:
+        with self._lock, _database_errors():
             if self._running is not None:
                 raise AdminError(409, f"training run {self._running} is still running on this replica: wait for it "
                                       "(GET /training-status) before starting another")
-            run_id = start_run(self.engine, request.pipeline, arguments)
+            audit = AuditEntry(actor, "training.submit", {"mode": "local", **arguments})
+            run_id = start_run(self.engine, request.pipeline, arguments, audit=audit)  # one transaction
             self._running = run_id
-        self._audit(actor, "training.submit", request.pipeline, {"run_id": run_id, "mode": "local", **arguments})
         self._thread = threading.Thread(target=self._run, args=(run_id, request.pipeline, arguments),
                                         name=f"training-run-{run_id}", daemon=True)
         self._thread.start()
@@ -137,17 +150,18 @@ class AdminOps:
 
     def _submit(self, pipeline: str, arguments: dict[str, Any], actor: str) -> dict[str, Any]:
         host = str(self.settings.kfp_host)
+        audit = AuditEntry(actor, "training.submit", {"mode": "kfp", "kfp_host": host, **arguments})
         try:
-            run = submit(self.engine, self.settings, pipeline, arguments, host=host)
+            with _database_errors():  # recorded (with its audit entry) before KFP is asked
+                run = submit(self.engine, self.settings, pipeline, arguments, host=host, audit=audit)
         except ImportError as exc:
             raise AdminError(503, f"this image cannot submit pipelines ({exc}): install kfp beside the aicash wheel "
                                   "(its pipelines extra), or submit with `aicash pipeline submit`") from None
         except KfpUnavailableError as exc:
             log.warning("KFP submit to %s failed: %s", host, exc.__cause__)
             raise AdminError(502, f"KFP at KFP_HOST={host} refused or did not answer the submission: "
-                                  f"{type(exc.__cause__).__name__}: {str(exc.__cause__)[:200]}") from None
-        self._audit(actor, "training.submit", pipeline, {"run_id": run.run_id, "mode": "kfp",
-                                                          "kfp_run_id": run.kfp_id, **arguments})
+                                  f"{type(exc.__cause__).__name__}: {str(exc.__cause__)[:200]} (training run "
+                                  f"{exc.run_id} recorded as failed)") from None
         return {"run_id": run.run_id, "status": "submitted", "mode": "kfp", "kfp_run_id": run.kfp_id,
                 "pipeline": pipeline, "arguments": arguments}
 
@@ -173,7 +187,7 @@ class AdminOps:
             finish_run(self.engine, running, "failed", error="interrupted: the service shut down while it ran")
 
     def status(self, limit: int) -> dict[str, Any]:
-        with session_scope(self.engine) as session:
+        with _database_errors(), session_scope(self.engine) as session:
             runs = session.scalars(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(limit)).all()
             rows = [{"run_id": r.id, "pipeline": r.pipeline, "status": r.status, "params": r.params,
                      "error": r.error, "model_version": r.model_version,
@@ -183,13 +197,13 @@ class AdminOps:
 
     # -- registry ------------------------------------------------------------------------------------------
     def promote(self, version: str, request: PromoteRequest, actor: str) -> dict[str, Any]:
-        with _registry_errors():
+        with _registry_errors(), _database_errors():  # the promotion and its audit entry: one transaction
             record = promote(self.engine, version, request.traffic_percentage, force=request.force,
                              reason=request.reason, actor=actor)
         return {"promoted": record_view(record), "serving": self._reload()}
 
     def rollback(self, request: RollbackRequest, actor: str) -> dict[str, Any]:
-        with _registry_errors():
+        with _registry_errors(), _database_errors():  # the rollback and its audit entry: one transaction
             record = rollback(self.engine, actor, reason=request.reason)
         return {"production": record_view(record), "serving": self._reload()}
 
@@ -197,9 +211,27 @@ class AdminOps:
         """The split this replica serves after the change (others pick it up within REGISTRY_RELOAD_SECONDS)."""
         return None if self.after_change is None else self.after_change()
 
-    def _audit(self, actor: str, action: str, target: str, details: dict[str, Any]) -> None:
-        with session_scope(self.engine) as session:
-            session.add(AuditLog(actor=actor, action=action, target=target[:128], details=details))
+
+RETRY_AFTER = {"Retry-After": "5"}
+
+
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    """503 with Retry-After, never a bare 500, when the database is unreachable or refuses the audit entry (then the
+    transaction that carried the change is rolled back: nothing changed). Any other error is a bug and surfaces."""
+    try:
+        yield
+    except (AdminError, LaunchError):  # answered by the caller (KFP's refusals are not the database's)
+        raise
+    except Exception as exc:
+        if is_outage(exc):
+            raise AdminError(503, f"the database is unreachable ({type(exc).__name__}): nothing was changed; retry "
+                                  "shortly", RETRY_AFTER) from None
+        if isinstance(exc, DBAPIError) and "audit_log" in str(exc.statement or "").lower():
+            log.error("audit entry refused, operation not done: %s", str(exc.orig)[:300])
+            raise AdminError(503, f"the audit entry could not be written ({type(exc.orig).__name__}), so nothing was "
+                                  "done; retry shortly", RETRY_AFTER) from None
+        raise
 
 
 @contextmanager

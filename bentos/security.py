@@ -3,7 +3,9 @@
 It runs before BentoML parses a body, so oversized or unauthenticated requests cost almost nothing. Every
 refusal is a JSON body naming the problem and the fix. Every call of an admin path by a known key (allowed or
 refused with 403) is written to `audit_log` as `admin.call` with the key's name, method, path and status;
-unauthenticated calls are only counted (auditing them would let anyone fill the table).
+unauthenticated calls are only counted (auditing them would let anyone fill the table). An allowed call's entry
+is written before the call runs (its status filled in before the answer's last byte): when it cannot be written,
+the call is refused with 503 and Retry-After and nothing is done.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from aicash.db.engine import session_scope
 from aicash.db.models import AuditLog
 from aicash.serving.keys import KeysUnavailableError, KeyVerifier, Principal
+from aicash.serving.outages import is_outage
 from aicash.serving.ratelimit import RateLimiter
 
 Scope = MutableMapping[str, Any]
@@ -44,19 +47,35 @@ def actor_of(scope: Scope) -> str:
 
 
 class AdminAudit:
-    """Writes one `admin.call` audit entry per admin request: who (key name), what (method, path), the status."""
+    """Writes one `admin.call` audit entry per admin request: who (key name), what (method, path), the status.
+    `begin` writes it before an allowed call runs (status None) and returns its id, `finish` fills in the status;
+    calling the object writes a refused call's entry in one go."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def __call__(self, principal: Principal, method: str, path: str, status: int) -> None:
+    def __call__(self, principal: Principal, method: str, path: str, status: int | None) -> int:
         with session_scope(self.engine) as session:
-            session.add(AuditLog(actor=f"api:{principal.name}", action="admin.call", target=path[:128],
-                                 details={"method": method, "path": path[:512], "status": status,
-                                          "admin_key": principal.is_admin}))
+            entry = AuditLog(actor=f"api:{principal.name}", action="admin.call", target=path[:128],
+                             details=self._details(principal, method, path, status))
+            session.add(entry)
+            session.flush()
+            return int(entry.id)
+
+    def begin(self, principal: Principal, method: str, path: str) -> int:
+        return self(principal, method, path, None)
+
+    def finish(self, entry_id: int, principal: Principal, method: str, path: str, status: int) -> None:
+        with session_scope(self.engine) as session:
+            session.execute(update(AuditLog).where(AuditLog.id == entry_id)
+                            .values(details=self._details(principal, method, path, status)))
+
+    @staticmethod
+    def _details(principal: Principal, method: str, path: str, status: int | None) -> dict[str, Any]:
+        return {"method": method, "path": path[:512], "status": status, "admin_key": principal.is_admin}
 
 
-Audit = Callable[[Principal, str, str, int], None]
+Audit = AdminAudit
 
 
 async def send_json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
@@ -175,26 +194,42 @@ class SecurityMiddleware:
             receive = replay
         answered = {"status": 500}
         if audited:
-            send = self._audit_before_last_body(scope, principal, send, answered)
+            assert self.audit is not None and principal is not None
+            try:  # written before the call runs: an admin call that cannot be audited is not done
+                entry = await asyncio.to_thread(self.audit.begin, principal, scope["method"], scope["path"])
+            except Exception as exc:
+                log.error("admin call %s %s by %s refused: its audit entry cannot be written: %s", scope["method"],
+                          scope["path"], principal.name, exc)
+                REJECTED.labels("audit_unavailable").inc()
+                why = "the database is unreachable" if is_outage(exc) else "the database refused it"
+                await send_json(send, 503, {"error": f"the audit entry for this admin call cannot be written ({why}: "
+                                                     f"{type(exc).__name__}), so it was not done; retry shortly"},
+                                {"Retry-After": "5"})
+                return
+            send = self._audit_before_last_body(scope, principal, entry, send, answered)
         await self.app(scope, receive, json_errors(scope, send, answered))
 
-    def _audit_before_last_body(self, scope: Scope, principal: Principal | None, send: Send,
+    def _audit_before_last_body(self, scope: Scope, principal: Principal, entry: int, send: Send,
                                 answered: dict[str, int]) -> Send:
-        """Wraps `send` so the audit entry is written before the response's last byte goes out."""
+        """Wraps `send` so the entry's status is filled in before the response's last byte goes out."""
 
         async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.body" and not message.get("more_body", False):
-                await self._audit(principal, scope, answered["status"])
+                await self._audit(principal, scope, answered["status"], entry)
             await send(message)
 
         return wrapped
 
-    async def _audit(self, principal: Principal | None, scope: Scope, status: int) -> None:
+    async def _audit(self, principal: Principal | None, scope: Scope, status: int, entry: int | None = None) -> None:
+        """A refused call's entry, or the status of an allowed call's entry written before it ran."""
         assert self.audit is not None and principal is not None
         try:
-            await asyncio.to_thread(self.audit, principal, scope["method"], scope["path"], status)
-        except Exception as exc:  # the database may be down: the call itself already happened
-            log.warning("audit entry for %s %s by %s not written: %s", scope["method"], scope["path"],
+            if entry is None:
+                await asyncio.to_thread(self.audit, principal, scope["method"], scope["path"], status)
+            else:
+                await asyncio.to_thread(self.audit.finish, entry, principal, scope["method"], scope["path"], status)
+        except Exception as exc:  # the call is refused (nothing done) or already done and its entry written
+            log.warning("audit status for %s %s by %s not written: %s", scope["method"], scope["path"],
                         principal.name, exc)
 
     def _check_headers(self, scope: Scope) -> tuple[int, str, dict[str, Any], dict[str, str]] | None:

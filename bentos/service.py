@@ -21,13 +21,22 @@ import torch
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aicash.db.engine import engine_for
 from aicash.indicators import INDICATOR_COLUMNS, with_indicators
-from aicash.serving.runtime import FeaturesUnavailableError, LoadedModel, describe
-from aicash.serving.schemas import EXAMPLE_INPUT, BatchRequest, IndicatorsRequest, Prediction, PredictRequest
+from aicash.serving.freshness import FeatureAges, StaleFeaturesError
+from aicash.serving.runtime import FeaturesUnavailableError, LoadedModel, NoModelLoadedError, NotFoundError, describe
+from aicash.serving.schemas import (
+    EXAMPLE_INPUT,
+    BatchRequest,
+    IndicatorsRequest,
+    Prediction,
+    PredictRequest,
+    request_id_problem,
+)
 from aicash.settings import load_settings
 from aicash.training.artifacts import load_model
 from bentos.admin import VERSION_PATTERN, AdminError, AdminOps, PromoteRequest, RollbackRequest, TrainRequest
@@ -68,13 +77,33 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
 
 
 def _admin_error(exc: AdminError) -> JSONResponse:
-    return JSONResponse({"error": exc.message}, status_code=exc.status)
+    return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
 
 
 def _error(ctx: bentoml.Context, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """A JSON error; BentoML takes an API's status from the context, so it is set there too."""
     ctx.response.status_code = status
     return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+class _FeatureAgeCollector:
+    """`aicash_feature_age_seconds{symbol,timeframe}` (now minus the latest bar read for the series) and its limit
+    `aicash_feature_age_limit_seconds`, for the series the service has read; AicashFeaturesStale compares them."""
+
+    def __init__(self, ages: FeatureAges) -> None:
+        self.ages = ages
+
+    def collect(self) -> Any:
+        labels = ["symbol", "timeframe"]
+        age = GaugeMetricFamily("aicash_feature_age_seconds", "Seconds since the latest bar whose features the "
+                                "service read for the series", labels=labels)
+        limit = GaugeMetricFamily("aicash_feature_age_limit_seconds", "Age past which the series' features are "
+                                  "stale (MAX_FEATURE_AGE_BARS bars plus FEATURE_AGE_GRACE_SECONDS)", labels=labels)
+        for series in self.ages.current():
+            age.add_metric([series.symbol, series.timeframe], series.age_seconds)
+            limit.add_metric([series.symbol, series.timeframe], series.limit_seconds)
+        yield age
+        yield limit
 
 
 # BentoML takes the service's options (traffic, CORS origins) when the class is defined: the one read of the
@@ -99,6 +128,8 @@ class SignalService:
         publish_keys(settings)
         self.admin = AdminOps(settings, engine_for(settings), after_change=self._reload_now)
         self.started = time.time()
+        self._feature_age_registry = CollectorRegistry(auto_describe=False)
+        self._feature_age_registry.register(_FeatureAgeCollector(self.runtime.feature_ages))
         # Warm up, then move everything alive now out of the collector's way (BentoML under load: GC pauses).
         gc.collect()
         gc.freeze()
@@ -112,6 +143,11 @@ class SignalService:
     def _features_reachable(self) -> bool:
         reachable = getattr(self.runtime.read_features, "reachable", None)
         return True if reachable is None else bool(reachable())
+
+    def __metrics__(self, content: str) -> str:
+        """BentoML's /metrics plus the feature ages, computed at scrape time (not a stored gauge: ages grow between
+        reads, and BentoML's multiprocess metric files would keep a value from the last read)."""
+        return content + generate_latest(self._feature_age_registry).decode()
 
     @bentoml.on_shutdown
     def flush_prediction_log(self) -> None:
@@ -157,14 +193,18 @@ class SignalService:
 
     def _predict(self, requests: list[PredictRequest], ctx: bentoml.Context, batch: bool = False) -> Any:
         request_id = ctx.request.headers.get("x-request-id")
+        if request_id is not None and (problem := request_id_problem(request_id)) is not None:
+            return _error(ctx, 400, f"X-Request-Id: {problem}")  # the body's request_id rule
         if not batch and requests[0].request_id is None:
             requests = [requests[0].model_copy(update={"request_id": request_id or uuid.uuid4().hex})]
         try:
             answers = self.runtime.predict_many(requests)
         except FeaturesUnavailableError as exc:  # an outage, not a bad request: retry
             return _error(ctx, 503, str(exc), {"Retry-After": "5"})
-        except LookupError as exc:  # unknown symbol, nothing materialized, or no model loaded
-            return _error(ctx, 404 if self.runtime.models else 503, str(exc).strip("'\""))
+        except StaleFeaturesError as exc:  # REFUSE_STALE_FEATURES: no signal from old bars
+            return _error(ctx, 503, str(exc), {"Retry-After": str(exc.retry_after)})
+        except NotFoundError as exc:  # unknown symbol, nothing materialized, or no model loaded (not any KeyError)
+            return _error(ctx, 503 if isinstance(exc, NoModelLoadedError) else 404, str(exc).strip("'\""))
         for answer in answers:
             PREDICTIONS.labels(answer.signal, answer.model_version).inc()
             if answer.cached:
@@ -185,11 +225,13 @@ class SignalService:
                 problems.append("online feature store unreachable since start")
             if plog is not None and not plog.healthy:
                 problems.append(f"prediction log behind: {plog.pending} rows queued (database unreachable)")
+            problems += self.runtime.feature_ages.problems()
             return {
                 "status": "degraded" if problems else "ok",
                 "problems": problems,
                 "models": self.runtime.split(),
-                "prediction_log": None if plog is None else {"healthy": plog.healthy, "pending": plog.pending},
+                "prediction_log": None if plog is None else {"healthy": plog.healthy, "pending": plog.pending,
+                                                             "dead_letters": plog.dead_letters},
                 "uptime_seconds": round(time.time() - self.started, 1),
             }
 
@@ -216,9 +258,12 @@ class SignalService:
             return _admin_error(exc)
 
     @http_api.get("/training-status")
-    def training_status(self, limit: int = Query(10, ge=1, le=100)) -> dict[str, Any]:
+    def training_status(self, limit: int = Query(10, ge=1, le=100)) -> Any:
         """The latest training runs, newest first: status, parameters, error, registered version."""
-        return self.admin.status(limit)
+        try:
+            return self.admin.status(limit)
+        except AdminError as exc:
+            return _admin_error(exc)
 
     @http_api.post("/models/rollback")
     def rollback_model(self, request: Request, body: RollbackRequest | None = None) -> Any:

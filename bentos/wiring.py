@@ -15,6 +15,7 @@ from aicash.db.engine import engine_for, ready_engine
 from aicash.model_input import MODEL_NAME
 from aicash.registry import current_production, list_models, load_artifacts, store_for
 from aicash.serving.cache import TTLCache
+from aicash.serving.freshness import FeatureAgePolicy
 from aicash.serving.key_snapshot import KeySnapshot, publish_key_snapshot
 from aicash.serving.keys import KeyVerifier
 from aicash.serving.prediction_log import PredictionLog
@@ -138,7 +139,8 @@ class OnlineFeatureReader:
         except NoOnlineFeaturesError as exc:
             raise UnknownSymbolError(str(exc)) from None
         self.connected = True
-        snapshot = FeatureSnapshot(indicators=found.indicators, window=found.window)
+        snapshot = FeatureSnapshot(indicators=found.indicators, window=found.window,
+                                   event_timestamp=found.event_timestamp)
         self.recent.put(key, snapshot)
         return snapshot
 
@@ -170,4 +172,6 @@ def build_runtime(settings: Settings) -> SignalRuntime:
         prediction_log=PredictionLog(engine, spill_path=settings.aicash_home / "prediction-log-spill.jsonl"),
         cache_ttl_seconds=settings.prediction_cache_ttl_seconds,
         reload_seconds=settings.registry_reload_seconds,
+        freshness=FeatureAgePolicy(settings.max_feature_age_bars, settings.feature_age_grace_seconds,
+                                   settings.refuse_stale_features),
     )

@@ -3,14 +3,17 @@
 
 `aicash pipeline run/submit/schedule`, the drift job's `--retrain` and the service's `POST /train` all start runs
 through this module. A run made here is recorded `running`, then `succeeded` (linked to the version it registered)
-or `failed` with its cause; a run handed to KFP is recorded `submitted` (a recurring run `scheduled`), with the id
-the server gave, and `pipelines.status` later reads its outcome from KFP. A server that refuses or does not answer
-leaves nothing recorded.
+or `failed` with its cause. A run handed to KFP is recorded first, `submitting` (a recurring run `scheduling`), with
+no KFP id, so a run KFP accepts is never untracked (and a failed record submits nothing); once KFP answers it
+becomes `submitted` (`scheduled`) with the id the server gave, and `pipelines.status` later reads its outcome from
+KFP. A server that refuses or does not answer leaves the row `failed` with KFP's error (kept, not deleted: the
+attempt and its audit entry stay traceable).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -23,7 +26,9 @@ from typing import Any, Literal
 from sqlalchemy import Engine
 
 from aicash.settings import Settings
-from aicash.training.runs import finish_run, record_schedule, record_submission, start_run
+from aicash.training.runs import AuditEntry, finish_run, kfp_accepted, record_kfp_attempt, start_run
+
+log = logging.getLogger(__name__)
 
 LOCAL_PIPELINE_ROOT = "kfp"  # under AICASH_HOME: the local runner's artifacts and the child runs' logs
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # KFP's local runner colours its messages
@@ -38,11 +43,11 @@ class LaunchError(RuntimeError):
 
 
 class KfpUnavailableError(LaunchError):
-    """The KFP server refused the run or did not answer; nothing was recorded."""
+    """The KFP server refused the run or did not answer; its training run (`run_id`) is recorded `failed`."""
 
-    def __init__(self, host: str, exc: Exception) -> None:
+    def __init__(self, host: str, exc: Exception, run_id: int | None = None) -> None:
         super().__init__(f"KFP at {host} refused or did not answer: {type(exc).__name__}: {str(exc)[:300]}")
-        self.host = host
+        self.host, self.run_id = host, run_id
 
 
 class RunFailedError(LaunchError):
@@ -114,33 +119,49 @@ def run_here(
 
 
 def submit(
-    engine: Engine, settings: Settings, name: str, arguments: dict[str, Any], *, host: str, image: str | None = None
+    engine: Engine, settings: Settings, name: str, arguments: dict[str, Any], *, host: str, image: str | None = None,
+    audit: AuditEntry | None = None,
 ) -> Launched:
-    """Create the run on the KFP server at `host`, in the platform image (default KFP_IMAGE), then record it.
-    Raises ImportError where kfp is not installed, `KfpUnavailableError` when the server fails."""
+    """Record the run (`submitting`, with `audit` in the same transaction), create it on the KFP server at `host`
+    in the platform image (default KFP_IMAGE), then store KFP's id (`submitted`). Raises ImportError where kfp is
+    not installed (nothing recorded), `KfpUnavailableError` when the server fails (the run recorded `failed`)."""
     from pipelines import runner
 
-    try:
-        kfp_run = runner.submit(name, host, arguments, image=image or settings.kfp_image)
-    except Exception as exc:
-        raise KfpUnavailableError(host, exc) from exc
-    run_id = record_submission(engine, name, arguments, kfp_run_id=kfp_run, host=host)
-    return Launched(run_id, "submitted", "kfp", kfp_id=kfp_run)
+    return _on_kfp(engine, name, arguments, host, None, audit,
+                   lambda: runner.submit(name, host, arguments, image=image or settings.kfp_image))
 
 
 def schedule(
     engine: Engine, settings: Settings, name: str, arguments: dict[str, Any], *, host: str, cron: str,
-    image: str | None = None,
+    image: str | None = None, audit: AuditEntry | None = None,
 ) -> Launched:
-    """Create a recurring run on the KFP server at `host` (six-field cron), then record it `scheduled`."""
+    """Record a recurring run (`scheduling`), create it on the KFP server at `host` (six-field cron), then store
+    KFP's id (`scheduled`); as `submit`."""
     from pipelines import runner
 
+    return _on_kfp(engine, name, arguments, host, cron, audit,
+                   lambda: runner.schedule(name, host, cron, arguments, image=image or settings.kfp_image))
+
+
+def _on_kfp(engine: Engine, name: str, arguments: dict[str, Any], host: str, cron: str | None,
+            audit: AuditEntry | None, create: Callable[[], str]) -> Launched:  # fmt: skip
+    """Record first, then ask KFP: a failed record asks KFP nothing; a refusal closes the row `failed`."""
+    import kfp  # noqa: F401 - where kfp is missing, the ImportError comes before anything is recorded
+
+    run_id = record_kfp_attempt(engine, name, arguments, host=host, cron=cron, audit=audit)
     try:
-        job = runner.schedule(name, host, cron, arguments, image=image or settings.kfp_image)
+        kfp_id = create()
     except Exception as exc:
-        raise KfpUnavailableError(host, exc) from exc
-    run_id = record_schedule(engine, name, arguments, recurring_run_id=job, host=host, cron=cron)
-    return Launched(run_id, "scheduled", "kfp", kfp_id=job)
+        refused = KfpUnavailableError(host, exc, run_id)
+        finish_run(engine, run_id, "failed", error=str(refused))
+        raise refused from exc
+    try:
+        status = kfp_accepted(engine, run_id, kfp_id)
+    except Exception:
+        # KFP runs it, but its id is not stored: the row stays open without it, so say which run it is
+        log.error("KFP at %s accepted training run %s as %s, but its id was not recorded", host, run_id, kfp_id)
+        raise
+    return Launched(run_id, "scheduled" if status == "scheduled" else "submitted", "kfp", kfp_id=kfp_id)
 
 
 def launch(

@@ -80,6 +80,9 @@ def main() -> int:
         print(f"POST {url}/predict {json.dumps(EXAMPLE_INPUT)}")
         answer = httpx.post(f"{url}/predict", json=EXAMPLE_INPUT, headers={"X-API-Key": key}, timeout=30)
         print(f"-> {answer.status_code} {json.dumps(answer.json(), indent=2)}")
+        if answer.status_code == 200 and answer.json().get("stale"):
+            print(f"stale: the features end at {answer.json()['features_as_of']}, the historical sample's last bar; "
+                  "candles ingested and materialized every bar keep them fresh")
         print(f"GET {url}/models -> {httpx.get(f'{url}/models', headers={'X-API-Key': key}).json()}")
         return 0 if answer.status_code == 200 else 1
     finally:

@@ -99,6 +99,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No aicash setting from the environment or a .env file; AICASH_HOME under the test's folder."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AICASH_HOME", str(tmp_path / "home"))
+    return tmp_path
+
+
+@pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str) -> dict[str, str]:
     """Isolated settings environment: AICASH_HOME in tmp, DATABASE_URL = the test's database."""
     for name in _SETTINGS_ENV:

@@ -80,6 +80,16 @@ class Settings(BaseSettings):
     registry_reload_seconds: float = Field(
         default=10.0, gt=0, description="How often the service picks up promotions and rollbacks."
     )
+    max_feature_age_bars: int = Field(
+        default=3, ge=1, description="Features are stale when their latest bar is older than this many bars of its "
+        "timeframe (plus FEATURE_AGE_GRACE_SECONDS)."
+    )
+    feature_age_grace_seconds: float = Field(
+        default=300.0, ge=0, description="Slack on top of MAX_FEATURE_AGE_BARS for ingestion and materialization."
+    )
+    refuse_stale_features: bool = Field(
+        default=False, description="Answer 503 (with Retry-After) instead of a prediction from stale features."
+    )
     # Alert email (monitoring)
     smtp_host: str | None = Field(default=None, description="SMTP server for drift reports and alerts.")
     smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP port.")

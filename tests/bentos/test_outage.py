@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -22,36 +19,14 @@ from aicash.db.engine import make_engine
 from aicash.db.models import Prediction
 from aicash.serving.keys import create_key
 from aicash.serving.schemas import EXAMPLE_INPUT
-from loadtest.run import stop_group
 from tests.support import REPO
-from tests.support.service import environment, home_env, launch_service, prepare_service_home
+from tests.support.cluster_service import cluster_home, ready, serving, wait_for
+from tests.support.service import environment, home_env
 
 
-def _wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} within {seconds:.0f} s"
-        time.sleep(0.2)
-
-
-def _cluster_home(home: Path, database_url: str, **extra: str) -> tuple[dict[str, str], str, str]:
-    """The service's environment in cluster mode on `database_url`, and the home prepared there (migrations,
-    candles, Feast on PostgreSQL, two registered versions): (env, production, canary)."""
-    env = home_env(home, {"DATABASE_URL": database_url, "REGISTRY_RELOAD_SECONDS": "1",
-                          "RATE_LIMIT_PER_MINUTE": "100000", **extra})
-    with environment(env):
-        production, canary = prepare_service_home(home)
-    return env, production, canary
-
-
-@contextmanager
-def _serving(home: Path, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """`aicash serve` on a free port in its own process group; the whole group is stopped afterwards."""
-    running = launch_service(home, env)
-    try:
-        yield running.proc, running.url
-    finally:
-        stop_group(running.proc)
+def _healthy(health: dict) -> bool:  # type: ignore[type-arg]
+    """Nothing degraded but the stale features of the historical EURUSD sample (always stale, by design)."""
+    return all(p.startswith("stale features: EURUSD 1h ") for p in health["problems"])
 
 
 @pytest.mark.slow
@@ -59,11 +34,11 @@ def _serving(home: Path, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen
 @pytest.mark.timeout(360)
 def test_database_down_and_back(stoppable_postgres, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     home = tmp_path / "home"
-    env, _, _ = _cluster_home(home, stoppable_postgres.url, PREDICTION_CACHE_TTL_SECONDS="0")
+    env, _, _ = cluster_home(home, stoppable_postgres.url, PREDICTION_CACHE_TTL_SECONDS="0")
     engine = make_engine(stoppable_postgres.url)
     key = create_key(engine, "frontend", actor="test")
     try:
-        with _serving(home, env) as (proc, url):
+        with serving(home, env) as (proc, url):
             _outage_while_serving(proc, url, key, stoppable_postgres, engine)
     finally:
         engine.dispose()
@@ -82,7 +57,7 @@ def _outage_while_serving(proc, url: str, key: str, stoppable_postgres, engine) 
         return client.get("/health").json()
 
     try:
-        _wait_for(lambda: proc.poll() is None and _ready(url), 120, "the service is ready")
+        wait_for(lambda: proc.poll() is None and ready(url), 120, "the service is ready")
         for _ in range(5):  # the service reads the features and verifies the key while the database is up
             assert predict("before").status_code == 200
 
@@ -95,16 +70,16 @@ def _outage_while_serving(proc, url: str, key: str, stoppable_postgres, engine) 
             registry_down = any(p.startswith("model registry unreachable") for p in state["problems"])
             return state["status"] == "degraded" and registry_down and state["prediction_log"]["healthy"] is False
 
-        _wait_for(degraded, 20, "/health reports degraded: registry unreachable, prediction log behind")
+        wait_for(degraded, 20, "/health reports degraded: registry unreachable, prediction log behind")
         state = health()
         assert state["prediction_log"]["pending"] >= 20  # at least the answers made during the outage
         assert state["models"], state  # the loaded models are kept
 
         stoppable_postgres.start()
-        _wait_for(lambda: health()["status"] == "ok" and health()["prediction_log"]["pending"] == 0, 30,
+        wait_for(lambda: _healthy(health()) and health()["prediction_log"]["pending"] == 0, 30,
                   "the prediction log catches up once the database is back")
         assert predict("after").status_code == 200
-        _wait_for(lambda: health()["prediction_log"]["pending"] == 0, 10, "the last prediction is written")
+        wait_for(lambda: health()["prediction_log"]["pending"] == 0, 10, "the last prediction is written")
 
         with engine.connect() as conn:
             counts = dict(conn.execute(
@@ -116,19 +91,12 @@ def _outage_while_serving(proc, url: str, key: str, stoppable_postgres, engine) 
         client.close()
 
 
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(url + "/readyz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.timeout(360)
 def test_service_started_while_the_database_is_down(stoppable_postgres, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     home = tmp_path / "home"
-    env, production, canary = _cluster_home(home, stoppable_postgres.url)
+    env, production, canary = cluster_home(home, stoppable_postgres.url)
     subprocess.run(  # noqa: S603 - what `aicash serve --build` does first: the Bento's copy of the model
         [sys.executable, "-c", "from aicash.settings import load_settings; from bentos.package import export_model; "
          "export_model(load_settings())"], cwd=REPO, env=env, check=True, timeout=120)
@@ -136,7 +104,7 @@ def test_service_started_while_the_database_is_down(stoppable_postgres, tmp_path
     key = create_key(engine, "frontend", actor="test")
     stoppable_postgres.stop()
     try:
-        with _serving(home, env) as (proc, url):
+        with serving(home, env) as (proc, url):
             _start_during_outage(proc, url, key, stoppable_postgres, engine, production, canary)
     finally:
         engine.dispose()
@@ -146,7 +114,7 @@ def _start_during_outage(proc, url: str, key: str, stoppable_postgres, engine, p
                          canary: str) -> None:
     client = httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=15)
     try:
-        _wait_for(lambda: proc.poll() is None and _live(url), 120, "the service is alive")
+        wait_for(lambda: proc.poll() is None and _live(url), 120, "the service is alive")
         assert httpx.get(url + "/readyz", timeout=5).status_code == 503  # kept out of the load balancer
         health = client.get("/health").json()
         assert health["status"] == "degraded" and any("unreachable" in p for p in health["problems"]), health
@@ -156,13 +124,13 @@ def _start_during_outage(proc, url: str, key: str, stoppable_postgres, engine, p
         assert "database is unreachable" in refused.json()["error"], refused.text
 
         stoppable_postgres.start()
-        _wait_for(lambda: _ready(url), 60, "ready once the database answers")
+        wait_for(lambda: ready(url), 60, "ready once the database answers")
         answer = client.post("/predict", json=EXAMPLE_INPUT | {"request_id": "start-after"})
         assert answer.status_code == 200, answer.text
-        _wait_for(lambda: client.get("/health").json()["models"] == [[canary, 30.0], [production, 70.0]], 30,
+        wait_for(lambda: client.get("/health").json()["models"] == [[canary, 30.0], [production, 70.0]], 30,
                   "the registry's split replaces the bundled model")
-        assert client.get("/health").json()["status"] == "ok"
-        _wait_for(lambda: client.get("/health").json()["prediction_log"]["pending"] == 0, 10, "the log is written")
+        assert _healthy(client.get("/health").json())
+        wait_for(lambda: client.get("/health").json()["prediction_log"]["pending"] == 0, 10, "the log is written")
         with engine.connect() as conn:
             logged = conn.execute(select(Prediction.request_id).where(Prediction.request_id.like("start-%"))).all()
         assert [r for (r,) in logged] == ["start-after"]  # the refused request was never predicted
@@ -193,7 +161,7 @@ def test_started_while_the_database_is_down_it_answers_with_redis_online_store( 
     from aicash.settings import load_settings
 
     home = tmp_path / "home"
-    env, production, canary = _cluster_home(
+    env, production, canary = cluster_home(
         home, stoppable_postgres.url, PREDICTION_CACHE_TTL_SECONDS="0", USE_S3_STORAGE="true", S3_BUCKET=s3_bucket,
         S3_ENDPOINT_URL=moto_endpoint, FEAST_ONLINE_STORE="redis", REDIS_URL=redis_url,
     )
@@ -207,7 +175,7 @@ def test_started_while_the_database_is_down_it_answers_with_redis_online_store( 
         publish_key_snapshot(engine, store_for(load_settings()))
     stoppable_postgres.stop()
     try:
-        with _serving(home, env) as (proc, url):
+        with serving(home, env) as (proc, url):
             _answers_during_outage(proc, url, key, revoked, stoppable_postgres, engine, production, canary)
     finally:
         engine.dispose()
@@ -218,7 +186,7 @@ def _answers_during_outage(proc, url: str, key: str, revoked: str, stoppable_pos
     client = httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=15)
     sent: list[str] = []
     try:
-        _wait_for(lambda: proc.poll() is None and _ready(url), 120, "ready with the database down")
+        wait_for(lambda: proc.poll() is None and ready(url), 120, "ready with the database down")
         for i in range(20):
             sent.append(f"redis-during-{i}")
             answer = client.post("/predict", json=EXAMPLE_INPUT | {"request_id": sent[-1]})
@@ -237,10 +205,10 @@ def _answers_during_outage(proc, url: str, key: str, revoked: str, stoppable_pos
         assert health["prediction_log"]["pending"] >= 20, health
 
         stoppable_postgres.start()
-        _wait_for(lambda: client.get("/health").json()["models"] == [[canary, 30.0], [production, 70.0]], 60,
+        wait_for(lambda: client.get("/health").json()["models"] == [[canary, 30.0], [production, 70.0]], 60,
                   "the registry's split replaces the bundled model")
-        _wait_for(lambda: client.get("/health").json()["status"] == "ok", 30, "healthy once the database is back")
-        _wait_for(lambda: client.get("/health").json()["prediction_log"]["pending"] == 0, 30, "the log is written")
+        wait_for(lambda: _healthy(client.get("/health").json()), 30, "healthy once the database is back")
+        wait_for(lambda: client.get("/health").json()["prediction_log"]["pending"] == 0, 30, "the log is written")
         with engine.connect() as conn:
             counts = dict(conn.execute(
                 select(Prediction.request_id, func.count()).where(Prediction.request_id.like("redis-%"))
@@ -249,3 +217,34 @@ def _answers_during_outage(proc, url: str, key: str, revoked: str, stoppable_pos
         assert counts == dict.fromkeys(sent, 1)  # every answer made during the outage, exactly once
     finally:
         client.close()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.timeout(240)
+def test_admin_operations_answer_503_while_the_database_is_down(stoppable_postgres, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """No model, no features: only the schema and an admin key, so the service starts in seconds. With the
+    database stopped every admin operation answers 503 JSON with Retry-After, never a bare 500."""
+    from aicash.db import migrate
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = home_env(home, {"DATABASE_URL": stoppable_postgres.url, "RATE_LIMIT_PER_MINUTE": "100000"})
+    engine = make_engine(stoppable_postgres.url)
+    migrate.upgrade(engine)
+    key = create_key(engine, "ops", admin=True, actor="test")
+    engine.dispose()
+    calls = [("POST", "/train", {"symbols": ["EURUSD"]}), ("GET", "/training-status", None),
+             ("POST", "/models/v1/promote", {"traffic_percentage": 100, "force": True, "reason": "outage test"}),
+             ("POST", "/models/rollback", {"reason": "outage test"})]
+    with serving(home, env) as (proc, url), httpx.Client(base_url=url, headers={"X-API-Key": key},
+                                                           timeout=15) as client:
+        wait_for(lambda: proc.poll() is None and _live(url), 120, "the service is alive")
+        assert client.get("/training-status").status_code == 200  # the key is verified while the database is up
+        stoppable_postgres.stop()
+        for method, path, body in calls:
+            answer = client.request(method, path, json=body)
+            assert answer.status_code == 503, (path, answer.status_code, answer.text)
+            assert answer.headers["Retry-After"], path
+            assert answer.headers["content-type"].startswith("application/json"), path
+            assert isinstance(answer.json()["error"], str) and answer.json()["error"], path

@@ -3,6 +3,7 @@ canary split, cache, hot reload after promotion, indicators, metrics and the pre
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import httpx
@@ -15,6 +16,7 @@ from aicash.db.engine import make_engine
 from aicash.indicators import INDICATOR_COLUMNS, with_indicators
 from aicash.market.samples import load_sample
 from aicash.serving.schemas import EXAMPLE_INPUT
+from tests.support.service import start_service, stop_service
 
 
 def test_frontend_payload_as_it_is(service) -> None:  # type: ignore[no-untyped-def]
@@ -27,6 +29,9 @@ def test_frontend_payload_as_it_is(service) -> None:  # type: ignore[no-untyped-
     assert body["model_version"] in {service.production, service.canary}
     assert "forced past the gate" in body["model_status"]  # never passed off as approved
     assert -1 <= body["composite_score"] <= 1 and body["latency_ms"] > 0
+    # the EURUSD sample ends years ago: the answer says which bar it used, and that it is stale
+    assert pd.Timestamp(body["features_as_of"]) == load_sample("eurusd-1h")["ts"].iloc[-1]
+    assert body["stale"] is True
 
 
 def test_batch(service) -> None:  # type: ignore[no-untyped-def]
@@ -183,11 +188,46 @@ def test_models_weights_health_and_openapi(service) -> None:  # type: ignore[no-
     assert all(m["forced"] and "forced" in m["label"] for m in models)
     assert set(service.get("/weights").json()["weights"]) == {"rsi", "adx_trend", "ema_cross", "macd", "bollinger",
                                                                "stochastic"}
+    service.post("/predict", EXAMPLE_INPUT)  # the service has read EURUSD 1h: its stale features degrade /health
     health = httpx.get(service.url + "/health")
-    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert health.status_code == 200 and health.json()["status"] == "degraded", health.text
+    last_bar = load_sample("eurusd-1h")["ts"].iloc[-1].isoformat()
+    [stale] = health.json()["problems"]
+    assert stale.startswith(f"stale features: EURUSD 1h latest bar {last_bar} is ") and "(limit 11100 s)" in stale
     assert httpx.get(service.url + "/livez").status_code == 200
     spec = httpx.get(service.url + "/docs.json").json()
     assert {"/predict", "/predict/batch", "/indicators"} <= set(spec["paths"])
+    prediction = spec["components"]["schemas"]["Prediction"]["properties"]
+    assert "latest bar" in prediction["features_as_of"]["description"]
+    assert "MAX_FEATURE_AGE_BARS" in prediction["stale"]["description"]
+
+
+def test_feature_age_gauge_is_current_at_scrape_time(service) -> None:  # type: ignore[no-untyped-def]
+    service.post("/predict", EXAMPLE_INPUT)
+    series = {"symbol": "EURUSD", "timeframe": "1h"}
+    first = _samples(service)
+    time.sleep(1.1)
+    second = _samples(service)
+    age = _total(first, "aicash_feature_age_seconds", **series)
+    expected = pd.Timestamp.now(tz="UTC") - load_sample("eurusd-1h")["ts"].iloc[-1]
+    assert abs(age - expected.total_seconds()) < 60
+    assert _total(second, "aicash_feature_age_seconds", **series) - age >= 1  # computed at scrape time
+    assert _total(first, "aicash_feature_age_limit_seconds", **series) == 3 * 3600 + 300
+
+
+def test_refuse_stale_features_answers_503_with_retry_after(service, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A second service on a copy of the home, with REFUSE_STALE_FEATURES=true."""
+    home = shutil.copytree(service.env["AICASH_HOME"], tmp_path / "home")
+    running = start_service(home, {"REFUSE_STALE_FEATURES": "true"})
+    try:
+        answer = httpx.post(running.url + "/predict", json=EXAMPLE_INPUT, headers={"X-API-Key": service.key},
+                            timeout=30)
+    finally:
+        stop_service(running)
+    assert answer.status_code == 503, answer.text
+    assert int(answer.headers["Retry-After"]) >= 1
+    last_bar = load_sample("eurusd-1h")["ts"].iloc[-1].isoformat()
+    assert all(part in answer.json()["error"] for part in ("EURUSD 1h", last_bar, "11100 s")), answer.text
 
 
 def test_indicators_match_the_training_code(service) -> None:  # type: ignore[no-untyped-def]
@@ -216,6 +256,35 @@ def test_predictions_are_logged(service) -> None:  # type: ignore[no-untyped-def
         time.sleep(0.2)
     engine.dispose()
     assert row is not None and row[0] in {service.production, service.canary}
+
+
+def test_a_bad_request_id_header_is_refused_and_the_log_goes_on(service) -> None:  # type: ignore[no-untyped-def]
+    """X-Request-Id follows the body's request_id rule: a 100-character one is a 400 naming the header (it would
+    not fit `predictions.request_id`); the predictions after it are all logged."""
+    refused = service.post("/predict", EXAMPLE_INPUT, headers={"X-Request-Id": "h" * 100})
+    assert refused.status_code == 400, refused.text
+    assert "X-Request-Id" in refused.json()["error"]
+    bad_chars = service.post("/predict", EXAMPLE_INPUT, headers={"X-Request-Id": "no spaces"})
+    assert bad_chars.status_code == 400 and "X-Request-Id" in bad_chars.json()["error"]
+    sent = [f"hdr-{time.time_ns()}-{i}" for i in range(20)]
+    for request_id in sent:
+        answer = service.post("/predict", EXAMPLE_INPUT, headers={"X-Request-Id": request_id})
+        assert answer.status_code == 200 and answer.json()["request_id"] == request_id, answer.text
+    engine = make_engine(service.database_url)
+    deadline = time.monotonic() + 15
+    logged: list[str] = []
+    while len(logged) < 20 and time.monotonic() < deadline:
+        with engine.connect() as conn:
+            logged = list(conn.execute(text("SELECT request_id FROM predictions WHERE request_id LIKE 'hdr-%'"))
+                          .scalars())
+        time.sleep(0.2)
+    engine.dispose()
+    assert sorted(logged) == sorted(sent)
+    assert "h" * 100 not in logged
+    health = httpx.get(service.url + "/health").json()  # other tests here reuse request ids: those are counted
+    assert isinstance(health["prediction_log"]["dead_letters"], int), health
+    metrics = httpx.get(service.url + "/metrics").text
+    assert any(line.startswith("aicash_prediction_log_dead_letters_total") for line in metrics.splitlines())
 
 
 def test_promotion_is_picked_up_without_restart(service) -> None:  # type: ignore[no-untyped-def]

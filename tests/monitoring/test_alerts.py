@@ -38,7 +38,8 @@ def test_each_rule_is_complete_and_uses_exported_metrics() -> None:
     document = yaml.safe_load(RULES_FILE.read_text())
     rules = document["groups"][0]["rules"]
     assert [r["alert"] for r in rules] == [
-        "AicashPredictLatencyHigh", "AicashDriftDetected", "AicashTrainingFailed", "AicashLiveAccuracyLow"]
+        "AicashPredictLatencyHigh", "AicashDriftDetected", "AicashTrainingFailed", "AicashLiveAccuracyLow",
+        "AicashFeaturesStale"]
     service_source = (ROOT / "bentos" / "service.py").read_text()
     for rule in rules:
         assert set(rule) == {"alert", "expr", "for", "labels", "annotations"}
@@ -56,11 +57,13 @@ def test_each_rule_is_complete_and_uses_exported_metrics() -> None:
     assert 'endpoint="/predict"' in latency["expr"] and "histogram_quantile(0.95" in latency["expr"]
     assert "> 1\n" in latency["expr"]  # seconds: 1000 ms
     assert "aicash_min_accuracy" in rules[3]["expr"]
+    assert rules[4]["expr"] == "aicash_feature_age_seconds > aicash_feature_age_limit_seconds"
 
 
 def test_service_metric_names_match_the_service() -> None:
     source = (ROOT / "bentos" / "service.py").read_text()
-    for name in (scrape.LATENCY_METRIC, scrape.PREDICTIONS_METRIC, scrape.CACHE_HITS_METRIC):
+    for name in (scrape.LATENCY_METRIC, scrape.PREDICTIONS_METRIC, scrape.CACHE_HITS_METRIC,
+                 scrape.FEATURE_AGE_METRIC, scrape.FEATURE_AGE_LIMIT_METRIC):
         assert f'"{name}"' in source
 
 
@@ -270,3 +273,40 @@ def test_metrics_command_needs_one_output(cli, engine, tmp_path) -> None:  # typ
     assert cli("monitor", "metrics").exit_code == 2
     written = cli("monitor", "metrics", "--textfile", str(tmp_path / "m.prom"))
     assert written.exit_code == 0 and "aicash_drift_detected 0.0" in (tmp_path / "m.prom").read_text()
+
+
+# -- feature age: the service's gauges ----------------------------------------------------------------------------
+def feature_age_exposition(ages: dict[tuple[str, str], tuple[float, float]]) -> str:
+    """What the service's /metrics says about feature ages: (symbol, timeframe) -> (age, limit) in seconds."""
+    lines = ["# TYPE aicash_feature_age_seconds gauge", "# TYPE aicash_feature_age_limit_seconds gauge"]
+    for (symbol, timeframe), (age, limit) in ages.items():
+        labels = f'{{symbol="{symbol}",timeframe="{timeframe}"}}'
+        lines += [f"aicash_feature_age_seconds{labels} {age}", f"aicash_feature_age_limit_seconds{labels} {limit}"]
+    return "\n".join(lines) + "\n"
+
+
+def _stale_state(*texts: str) -> alerts.AlertState:
+    status = st.MonitorStatus(datetime.now(UTC), [], {}, None, [], 0.55)
+    states = alerts.evaluate(alerts.Inputs(status, feature_ages=scrape.feature_ages(texts)))
+    return {s.rule: s for s in states}["AicashFeaturesStale"]
+
+
+def test_features_stale_rule_compares_each_series_age_with_its_limit() -> None:
+    fresh = feature_age_exposition({("EURUSD", "1h"): (11100.0, 11100.0), ("BTCUSD", "1m"): (10.0, 480.0)})
+    quiet = _stale_state(fresh)
+    assert not quiet.firing and quiet.detail.startswith("fresh: ") and "EURUSD 1h: 11100 s old" in quiet.detail
+    stale = _stale_state(fresh, feature_age_exposition({("EURUSD", "1h"): (11101.0, 11100.0)}))  # another replica
+    assert stale.firing and stale.detail == "stale: EURUSD 1h: 11101 s old (limit 11100 s)"
+    assert not _stale_state("").firing  # no series read yet
+    status = st.MonitorStatus(datetime.now(UTC), [], {}, None, [], 0.55)
+    unchecked = {s.rule: s for s in alerts.evaluate(alerts.Inputs(status))}["AicashFeaturesStale"]
+    assert not unchecked.firing and "not checked" in unchecked.detail
+
+
+def test_check_fires_on_a_stale_series(cli, engine, metrics_server) -> None:  # type: ignore[no-untyped-def]
+    metrics_server.text = exposition([0.01] * 50) + feature_age_exposition({("EURUSD", "1h"): (9e7, 11100.0)})
+    result = cli("monitor", "check", "--metrics-url", metrics_server.url)
+    assert result.exit_code == 1, result.output
+    assert re.search(r"AicashFeaturesStale\s.*firing", result.stdout)
+    metrics_server.text = exposition([0.01] * 50) + feature_age_exposition({("EURUSD", "1h"): (60.0, 11100.0)})
+    assert cli("monitor", "check", "--metrics-url", metrics_server.url).exit_code == 0

@@ -145,5 +145,6 @@ def test_an_unreachable_kfp_api_is_reported_and_the_mail_still_goes(cli, engine,
     assert result.exit_code == 1
     assert "retraining not submitted: submitting lstm-training failed" in " ".join(result.stderr.split())
     assert "Retraining NOT submitted" in mail_env.messages[0].get_body(("html",)).get_content()
-    with engine.connect() as conn:
-        assert conn.execute(select(TrainingRun.id)).first() is None
+    with engine.connect() as conn:  # recorded before KFP was asked, then closed failed with KFP's error
+        [(status, error, params)] = conn.execute(select(TrainingRun.status, TrainingRun.error, TrainingRun.params))
+    assert status == "failed" and "refused or did not answer" in error and "kfp_run_id" not in params

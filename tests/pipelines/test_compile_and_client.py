@@ -160,12 +160,18 @@ class RefusingClient(RecordingClient):
         raise ConnectionError("[Errno 111] Connection refused")
 
 
-def test_a_refused_submission_exits_1_and_records_nothing(cli, engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_refused_submission_exits_1_and_is_recorded_failed(cli, engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The run is recorded before KFP is asked (so an accepted run is never untracked); KFP's refusal closes it
+    `failed` with KFP's error, and without a KFP id it is never synced."""
     monkeypatch.setattr(runner, "client", RefusingClient)
     result = cli("pipeline", "submit", "lstm-training", "--host", "http://kfp:8888")
     assert result.exit_code == 1
     assert "KFP at http://kfp:8888 refused or did not answer: ConnectionError" in result.stderr
-    assert recorded_runs(engine) == []
+    [(pipeline, status, params)] = recorded_runs(engine)
+    assert (pipeline, status) == ("lstm-training", "failed") and "kfp_run_id" not in params
+    with engine.connect() as conn:
+        error = conn.execute(select(TrainingRun.error)).scalar_one()
+    assert "KFP at http://kfp:8888 refused or did not answer: ConnectionError" in error
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 from aicash.cli.main import app
 from aicash.db.engine import make_engine
 from aicash.db.models import AuditLog, MLModel, SignalWeights, TrainingRun
-from aicash.settings import Settings
 from aicash.signals.optimize import optimize_from_backtest
 from tests.support.signals import mean_reverting_candles, rsi_driven_trades
 
@@ -23,12 +22,9 @@ SMALL = json.dumps({"max_epochs": 2, "n_folds": 2, "hidden_size": 16, "patience"
 
 
 @pytest.fixture
-def local_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name.upper(), raising=False)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("AICASH_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+def local_env(clean_env: Path) -> Path:
+    """AICASH_HOME of a clean local environment."""
+    return clean_env / "home"
 
 
 def aicash(*args: str):  # type: ignore[no-untyped-def]

@@ -297,3 +297,19 @@ def test_a_failed_sync_is_reported_and_the_check_goes_on(cli, engine: Engine, mo
     assert "AicashTrainingFailed" in result.stdout
     assert f"warning: KFP runs not synced from {host}: KFP at {host} did not answer" in " ".join(result.stderr.split())
     assert _rows(engine) == before
+
+
+def test_a_run_recorded_before_kfp_answered_is_never_sent_to_kfp(engine: Engine, kfp_api: KfpApi) -> None:
+    """`pipelines.launch.submit` records a run (`submitting`, no KFP id) before it asks KFP; while it has no id (KFP
+    has not answered, or refused and the row is `failed`) the sync asks KFP nothing about it."""
+    from aicash.training.runs import finish_run, record_kfp_attempt
+
+    pending = record_kfp_attempt(engine, "lstm-training", ARGUMENTS, host=kfp_api.url)
+    refused = record_kfp_attempt(engine, "lstm-training", ARGUMENTS, host=kfp_api.url)
+    finish_run(engine, refused, "failed", error="KFP refused")
+    [submitted] = _submitted(engine, kfp_api, "run-7")
+    kfp_api.states["run-7"] = ["RUNNING"]
+    synced = sync(engine, kfp_api.url)
+    assert [r.run_id for r in synced.runs] == [submitted] and kfp_api.reads == {"run-7": 1}
+    assert [(_run(engine, i).status, _run(engine, i).params.get("kfp_run_id")) for i in (pending, refused)] == [
+        ("submitting", None), ("failed", None)]

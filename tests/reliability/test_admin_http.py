@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from aicash.db.engine import make_engine
-from aicash.db.models import AuditLog, MLModel
+from aicash.db.models import AuditLog, MLModel, TrainingRun
 from tests.support.service import home_database_url
 
 ADMIN_CALLS = [("POST", "/train", {"symbols": ["EURUSD"]}), ("GET", "/training-status", None),
@@ -97,7 +97,8 @@ def test_promote_and_rollback_over_http(admin_service, template) -> None:  # typ
     domain = audit(admin_service, since, actor="api:ops")
     actions = [(e.action, e.target) for e in domain if e.action != "admin.call"]
     assert actions == [("model.promote", f"signal-lstm:{canary}"), ("model.rollback", f"signal-lstm:{production}")]
-    assert domain[0].details["reason"] == "http test: full promotion" and domain[0].details["forced"] is True
+    changes = [e for e in domain if e.action != "admin.call"]
+    assert changes[0].details["reason"] == "http test: full promotion" and changes[0].details["forced"] is True
     calls = [(e.target, e.details["status"]) for e in domain if e.action == "admin.call"]
     assert calls == [(f"/models/{canary}/promote", 200), (f"/models/{canary}/promote", 409),
                      ("/models/rollback", 200), ("/models/rollback", 409)]
@@ -183,3 +184,44 @@ def test_train_returns_at_once_and_a_failed_run_is_recorded(admin_service) -> No
     assert check.returncode == 1, check.stdout + check.stderr
     firing = [line for line in check.stdout.splitlines() if "AicashTrainingFailed" in line]
     assert firing and "GBPUSD" in check.stdout, check.stdout
+
+
+def training_runs(service) -> int:  # type: ignore[no-untyped-def]
+    engine = make_engine(home_database_url(service.log_path.parent))
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(TrainingRun)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("refused", ["every entry", "the operation's own entry"])
+def test_an_audit_entry_that_cannot_be_written_fails_the_operation(admin_service, refused) -> None:  # type: ignore[no-untyped-def]
+    """A trigger makes the audit insert fail: the service's `admin.call` entry (written before the call runs), or
+    only the operation's own entry (`model.promote`, `model.rollback`, `training.submit`, in the same transaction
+    as the change). Every admin operation answers 503 with Retry-After, and nothing changed."""
+    when = "" if refused == "every entry" else "WHEN NEW.action <> 'admin.call' "
+    engine = make_engine(home_database_url(admin_service.log_path.parent))
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log {when}"
+                          "BEGIN SELECT RAISE(ABORT, 'audit refused by the test'); END"))
+    before, runs_before, since = registry(admin_service), training_runs(admin_service), last_audit_id(admin_service)
+    other = next(v for v, (status, _) in sorted(before.items()) if status != "production")
+    served = {m["version"] for m in admin_service.get("/models").json()["models"]}
+    try:
+        promoted = admin_service.post(f"/models/{other}/promote", {"traffic_percentage": 100, "force": True,
+                                                                  "reason": "must not happen"}, key="ops")
+        trained = admin_service.post("/train", {"symbols": ["EURUSD"]}, key="ops")
+        rolled = admin_service.post("/models/rollback", {"reason": "must not happen"}, key="ops")
+        # with nothing to roll back the registry refuses (409) before it writes anything
+        answers = [promoted, trained] + ([rolled] if refused == "every entry" or rolled.status_code != 409 else [])
+        for answer in answers:
+            assert answer.status_code == 503, answer.text
+            assert answer.headers["Retry-After"] and "audit entry" in answer.json()["error"], answer.text
+        assert registry(admin_service) == before and training_runs(admin_service) == runs_before
+        assert {m["version"] for m in admin_service.get("/models").json()["models"]} == served
+        assert [e.action for e in audit(admin_service, since) if e.action != "admin.call"] == []
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DROP TRIGGER refuse_audit"))
+        engine.dispose()

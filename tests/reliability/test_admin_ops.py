@@ -49,14 +49,56 @@ def test_kfp_host_submits_to_kfp(engine, monkeypatch) -> None:  # type: ignore[n
     assert ("api:ops", "training.submit") in actions(engine)
 
 
-def test_kfp_unreachable_is_502_and_records_nothing(engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_kfp_unreachable_is_502_and_the_run_is_recorded_failed(engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The run is recorded (with its audit entry) before KFP is asked; KFP's refusal closes it `failed` with KFP's
+    error, and with no KFP id the status sync never asks KFP about it."""
+    from aicash.training.runs import open_kfp_runs
+
     host = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("KFP_HOST", host)
     ops = AdminOps(load_settings(), engine)
     with pytest.raises(AdminError) as refused:
         ops.train(TrainRequest(), actor="api:ops")
     assert refused.value.status == 502 and f"KFP_HOST={host}" in refused.value.message
-    assert runs(engine) == []
+    [(status, error, params)] = runs(engine)
+    assert status == "failed" and f"KFP at {host} refused or did not answer" in error
+    assert "kfp_run_id" not in params and open_kfp_runs(engine, host) == []
+    assert [a for _, a in actions(engine)] == ["training.submit", "training.failed"]
+
+
+def _refuse_audit_inserts(engine) -> None:  # type: ignore[no-untyped-def]
+    """A trigger that makes every insert into audit_log fail, as a full disk or a revoked grant would."""
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS "
+                              "$$ BEGIN RAISE EXCEPTION 'audit refused by the test'; END $$"))
+            conn.execute(text("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW "
+                              "EXECUTE FUNCTION refuse_audit()"))
+        else:
+            conn.execute(text("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log "
+                              "BEGIN SELECT RAISE(ABORT, 'audit refused by the test'); END"))
+
+
+def test_a_failed_audit_write_submits_nothing_and_records_nothing(engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """KFP mode and local mode: the run's row and its `training.submit` entry are one transaction, written before
+    anything starts; when the entry cannot be written the answer is 503 and nothing ran, nothing was recorded."""
+    _refuse_audit_inserts(engine)
+    with serve_kfp_api() as api:
+        monkeypatch.setenv("KFP_HOST", api.url)
+        ops = AdminOps(load_settings(), engine, run_local=lambda *a: pytest.fail("ran locally"))
+        with pytest.raises(AdminError) as refused:
+            ops.train(TrainRequest(), actor="api:ops")
+        assert api.runs() == []  # KFP was never asked
+    assert refused.value.status == 503 and refused.value.headers["Retry-After"]
+    assert "audit entry" in refused.value.message
+    monkeypatch.delenv("KFP_HOST")
+    ops = AdminOps(load_settings(), engine, run_local=lambda *a: pytest.fail("ran locally"))
+    with pytest.raises(AdminError) as refused:
+        ops.train(TrainRequest(), actor="api:ops")
+    assert refused.value.status == 503 and ops.status(1)["running_here"] is None
+    assert runs(engine) == [] and actions(engine) == []
 
 
 def test_local_run_success_and_failure_are_recorded(engine) -> None:  # type: ignore[no-untyped-def]

@@ -45,18 +45,43 @@ def test_only_a_hash_and_a_short_prefix_are_stored(engine) -> None:  # type: ign
 
 
 def test_the_stored_hash_is_compared_in_constant_time(engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The database is asked by the key's (public) prefix; the presented key's hash is compared with each stored
+    hash under it by `hmac.compare_digest`: a wrong key with a right prefix is refused by that comparison, not by
+    an SQL equality on the hash."""
     key = create_key(engine, "frontend")
     calls, real = [], hmac.compare_digest
 
-    def spy(a: str, b: str) -> bool:
+    def spy(a: bytes, b: bytes) -> bool:
         calls.append((a, b))
         return real(a, b)
+
+    def sha(text: str) -> bytes:
+        return hashlib.sha256(text.encode()).hexdigest().encode()
 
     monkeypatch.setattr(keys_module.hmac, "compare_digest", spy)
     verifier = KeyVerifier(engine)
     assert verifier.verify(key).name == "frontend"
-    assert calls == [(hashlib.sha256(key.encode()).hexdigest(),) * 2]
-    assert verifier.verify(key[:-1] + ("A" if key[-1] != "A" else "B")) is None
+    assert calls == [(sha(key), sha(key))]
+    wrong = key[:-1] + ("A" if key[-1] != "A" else "B")
+    calls.clear()
+    assert verifier.verify(wrong) is None
+    assert calls == [(sha(key), sha(wrong))]  # the stored hash against the wrong key's, in constant time
+
+
+def test_keys_sharing_a_prefix_each_verify_as_their_own(engine) -> None:  # type: ignore[no-untyped-def]
+    """Keys made before the comparison changed have the same form (`aic_` + 43 characters, prefix its first 10):
+    they pass unchanged. Two keys with one prefix (6 random characters: rare, not impossible) are told apart."""
+    from aicash.db.engine import session_scope
+
+    key = create_key(engine, "frontend")
+    twin = key[:10] + "Z" * (len(key) - 10)  # a row as an older release would have written it
+    with session_scope(engine) as session:
+        session.add(ApiKey(name="twin", key_hash=hashlib.sha256(twin.encode()).hexdigest(), prefix=twin[:10]))
+    verifier = KeyVerifier(engine)
+    assert verifier.verify(key).name == "frontend" and verifier.verify(twin).name == "twin"
+    assert verifier.verify(key[:10] + "Y" * (len(key) - 10)) is None
+    revoke_key(engine, "twin")
+    assert verifier.verify(twin) is None and verifier.verify(key).name == "frontend"
 
 
 def test_a_revoked_key_fails_at_once_on_every_replica(db_url: str, engine) -> None:  # type: ignore[no-untyped-def]

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import resource
+import sys
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from aicash.db import migrate
 from aicash.db.engine import make_engine
 from aicash.db.models import Prediction
-from aicash.serving.prediction_log import PredictionLog
+from aicash.serving.prediction_log import DEAD_LETTER_FILE, PredictionLog
 
 
 def row(i: int) -> dict:
@@ -65,9 +70,189 @@ def test_database_down_then_back_loses_nothing_and_duplicates_nothing(stoppable_
 
 def test_retrying_a_batch_does_not_duplicate(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     plog = PredictionLog(engine, spill_path=tmp_path / "s.jsonl", interval_seconds=0.05)
-    r = row(1)
+    r = row(1) | {"created_at": datetime.now(UTC)}
     plog.record(dict(r))
     assert plog.flush()
-    plog.record(dict(r))  # the same request id again, as after a commit whose acknowledgement was lost
+    plog.record(dict(r))  # the same row again, as after a commit whose acknowledgement was lost
     assert plog.close()
     assert count(engine) == 1
+    assert plog.dead_letters == 0 and not (tmp_path / DEAD_LETTER_FILE).exists()  # a retry is no duplicate
+
+
+def dead_letters_total() -> float:
+    return REGISTRY.get_sample_value("aicash_prediction_log_dead_letters_total") or 0.0
+
+
+def dead_lettered(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_row_refused_for_its_content_is_dead_lettered_and_the_rest_flow_on(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """One bad row in the middle of a batch: every other row is written exactly once, the bad one is in the
+    dead-letter file and counted, and the rows recorded after it are logged too (the log is not stuck).
+    PostgreSQL refuses a request_id longer than VARCHAR(64) (SQLite stores it); both refuse a lone surrogate."""
+    postgres = engine.dialect.name == "postgresql"
+    plog = PredictionLog(engine, spill_path=tmp_path / "spill.jsonl", batch_size=50, interval_seconds=60)
+    before = dead_letters_total()
+    rows = [row(i) for i in range(40)]
+    rows[15]["request_id"] = "x" * 100  # what an unchecked X-Request-Id header used to put in the log
+    rows[25]["symbol"] = "EUR\ud800"  # not encodable in UTF-8
+    for r in rows:
+        plog.record(r)
+    assert plog.flush(20)
+    later = [row(100 + i) for i in range(20)]  # 20 more predictions after the refused ones
+    for r in later:
+        plog.record(r)
+    assert plog.close(20)
+
+    refused = {rows[25]["request_id"]} | ({rows[15]["request_id"]} if postgres else set())
+    with engine.connect() as conn:
+        logged = dict(conn.execute(select(Prediction.request_id, func.count()).group_by(Prediction.request_id)).all())
+    expected = {r["request_id"] for r in rows + later} - refused
+    assert logged == dict.fromkeys(expected, 1)
+    letters = dead_lettered(tmp_path / DEAD_LETTER_FILE)
+    assert {d["row"]["request_id"] for d in letters} == refused and len(letters) == len(refused)
+    assert all(d["error"] for d in letters)
+    if postgres:
+        [long_id] = [d for d in letters if d["row"]["request_id"] == "x" * 100]
+        assert "DataError" in long_id["error"] and "too long" in long_id["error"], long_id
+    assert plog.dead_letters == len(refused) and dead_letters_total() - before == len(refused)
+    assert plog.healthy and plog.pending == 0
+
+
+def test_a_reused_request_id_is_dead_lettered_not_lost(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    plog = PredictionLog(engine, spill_path=tmp_path / "spill.jsonl", interval_seconds=60)
+    first = row(1)
+    plog.record(first)
+    assert plog.flush()
+    second = dict(first) | {"created_at": datetime.now(UTC) + timedelta(seconds=1), "output": {"signal": "BUY"}}
+    third = row(3)
+    plog.record(second)  # another prediction under the same request id
+    plog.record(third)
+    assert plog.close()
+    with engine.connect() as conn:
+        logged = dict(conn.execute(select(Prediction.request_id, Prediction.output)).all())
+    assert logged == {first["request_id"]: first["output"], third["request_id"]: third["output"]}
+    [letter] = dead_lettered(tmp_path / DEAD_LETTER_FILE)
+    assert letter["error"] == "duplicate request_id" and letter["row"]["output"] == {"signal": "BUY"}
+    assert plog.dead_letters == 1
+
+
+def write_spill(path: Path, n: int, start: int = 0) -> list[str]:
+    """`n` spilled rows written directly as the log writes them (JSON lines); their request ids."""
+    created = datetime.now(UTC).isoformat()
+    ids = [f"s{start + i}" for i in range(n)]
+    with path.open("a") as fh:
+        fh.writelines(
+            f'{{"request_id": "{rid}", "symbol": "EURUSD", "request": {{}}, "features": {{}}, "output": {{}}, '
+            f'"model_version": "v1", "latency_ms": 1.0, "created_at": "{created}"}}\n' for rid in ids
+        )
+    return ids
+
+
+_OPENED: list[str] = []
+_WATCH: list[str] = []
+
+
+def _audit(event: str, args: tuple) -> None:
+    if event == "open" and _WATCH and str(args[0]) in _WATCH:
+        _OPENED.append(str(args[0]))
+
+
+sys.addaudithook(_audit)
+
+
+def test_pending_is_counted_once_not_read_from_the_file(tmp_path: Path) -> None:
+    """A log that starts over a spill file counts its rows once; `pending` then never opens the file."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    migrate.upgrade(engine)
+    spill = tmp_path / "spill.jsonl"
+    write_spill(spill, 200_000)
+    plog = PredictionLog(engine, spill_path=spill, interval_seconds=60)
+    _WATCH.append(str(spill))
+    try:
+        started = time.perf_counter()
+        values = [plog.pending for _ in range(1000)]
+        seconds = time.perf_counter() - started
+    finally:
+        _WATCH.clear()
+    assert values == [200_000] * 1000
+    assert _OPENED == [], "pending opened the spill file"
+    assert seconds < 0.1, seconds
+    plog._stop.set()
+    plog._wake.set()
+    engine.dispose()
+
+
+def test_a_million_spilled_rows_drain_in_bounded_chunks(tmp_path: Path) -> None:
+    """After a long outage: 1,000,000 rows in the spill file reach the database in order, in chunks of at most
+    `max_memory_rows`, each exactly once, and the spill file is gone afterwards."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'v.db'}")
+    migrate.upgrade(engine)
+    spill = tmp_path / "spill.jsonl"
+    ids = write_spill(spill, 1_000_000)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    plog = PredictionLog(engine, spill_path=spill, batch_size=5000, interval_seconds=60, max_memory_rows=50_000)
+    assert plog.pending == 1_000_000
+    assert plog.close(timeout=120)
+    seconds = time.perf_counter() - started
+    rss_growth_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+    print(f"drain: {1_000_000 / seconds:,.0f} rows/s ({seconds:.1f} s), largest chunk {plog.largest_chunk}, "
+          f"most rows in memory {plog.max_rows_in_memory}, peak RSS growth {rss_growth_mb:.0f} MB")
+    assert 0 < plog.largest_chunk <= 50_000 and plog.max_rows_in_memory <= 50_000
+    assert count(engine) == 1_000_000 and plog.written == 1_000_000
+    with engine.connect() as conn:
+        first, last = conn.execute(select(Prediction.request_id).order_by(Prediction.id).limit(1)).scalar_one(), \
+            conn.execute(select(Prediction.request_id).order_by(Prediction.id.desc()).limit(1)).scalar_one()
+        distinct = conn.execute(select(func.count(func.distinct(Prediction.request_id)))).scalar_one()
+    assert (first, last) == (ids[0], ids[-1]) and distinct == 1_000_000  # in order, each once
+    assert not spill.exists() and not plog.offset_path.exists() and plog.pending == 0
+    assert rss_growth_mb < 500, rss_growth_mb
+    engine.dispose()
+
+
+def test_a_restart_midway_through_the_spill_file_writes_nothing_twice(tmp_path: Path) -> None:
+    """The process died after committing rows of the spill file but before recording how far it got: the next
+    one writes them again, recognises them as already logged, and neither duplicates nor dead-letters them."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    migrate.upgrade(engine)
+    spill = tmp_path / "spill.jsonl"
+    ids = write_spill(spill, 1000)
+    first = PredictionLog(engine, spill_path=spill, batch_size=100, interval_seconds=60, max_memory_rows=300)
+    first._stop.set()  # this writer is driven by hand
+    first._wake.set()
+    assert first._write_batch() and first._write_batch()  # 200 rows written, the offset saved
+    assert first.offset_path.read_text() == str(len("".join(spill.read_text().splitlines(True)[:200])))
+    with engine.begin() as conn:  # 100 more committed whose offset never made it to disk
+        rows = [json.loads(line) for line in spill.read_text().splitlines()[200:300]]
+        for r in rows:
+            r["created_at"] = datetime.fromisoformat(r["created_at"])
+        conn.execute(Prediction.__table__.insert(), rows)
+    second = PredictionLog(engine, spill_path=spill, batch_size=100, interval_seconds=60, max_memory_rows=300)
+    assert second.pending == 800
+    assert second.close(20)
+    with engine.connect() as conn:
+        logged = dict(conn.execute(select(Prediction.request_id, func.count()).group_by(Prediction.request_id)).all())
+    assert logged == dict.fromkeys(ids, 1) and second.dead_letters == 0
+    assert not spill.exists()
+    engine.dispose()
+
+
+def test_an_unreadable_spill_line_is_dead_lettered(tmp_path: Path) -> None:
+    """A line cut short when a process died mid-write does not stop the drain: it goes to the dead-letter file."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'u.db'}")
+    migrate.upgrade(engine)
+    spill = tmp_path / "spill.jsonl"
+    ids = write_spill(spill, 10)
+    with spill.open("a") as fh:
+        fh.write('{"request_id": "cut-sho')  # the process died here
+    plog = PredictionLog(engine, spill_path=spill, batch_size=4, interval_seconds=60)
+    assert plog.pending == 11
+    assert plog.close(20)
+    with engine.connect() as conn:
+        assert set(conn.execute(select(Prediction.request_id)).scalars()) == set(ids)
+    [letter] = dead_lettered(tmp_path / DEAD_LETTER_FILE)
+    assert letter["row"] == {"raw": '{"request_id": "cut-sho\n'} and "unreadable" in letter["error"]
+    assert not spill.exists()
+    engine.dispose()

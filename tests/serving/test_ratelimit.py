@@ -22,7 +22,7 @@ import redis
 from prometheus_client import REGISTRY
 
 from aicash.serving.ratelimit import RateLimiter, RedisRateLimiter, rate_limiter
-from aicash.settings import Settings, SettingsError, load_settings
+from aicash.settings import SettingsError, load_settings
 from tests.support.net import free_port
 from tests.support.service import (
     create_keys,
@@ -43,16 +43,6 @@ def fallbacks() -> float:
 
 def outage_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == LOGGER and r.levelno == logging.WARNING]
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No aicash setting from the environment or a .env file."""
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name.upper(), raising=False)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("AICASH_HOME", str(tmp_path / "home"))
-    return tmp_path
 
 
 class RedisProcess:

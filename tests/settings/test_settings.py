@@ -7,16 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aicash.settings import Settings, SettingsError, load_settings
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name.upper(), raising=False)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("AICASH_HOME", str(tmp_path / "home"))
-    return tmp_path
+from aicash.settings import SettingsError, load_settings
 
 
 def test_defaults_are_local_mode(clean_env: Path) -> None:
@@ -25,6 +16,7 @@ def test_defaults_are_local_mode(clean_env: Path) -> None:
     assert s.sqlalchemy_url == f"sqlite:///{clean_env / 'home' / 'aicash.db'}"
     assert (s.min_training_samples, s.min_accuracy, s.min_win_rate) == (100, 0.55, 0.45)
     assert s.use_s3_storage is False
+    assert (s.max_feature_age_bars, s.feature_age_grace_seconds, s.refuse_stale_features) == (3, 300.0, False)
 
 
 def test_postgres_url_selects_cluster_mode(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -45,7 +37,8 @@ def test_dotenv_is_read(clean_env: Path) -> None:
     [("MIN_ACCURACY", "high"), ("MIN_WIN_RATE", "1.5"), ("MIN_TRAINING_SAMPLES", "0"),
      ("USE_S3_STORAGE", "perhaps"), ("DATABASE_URL", "mysql://u:topsecret@h/db"),
      ("INFERENCE_API_URL", "inference:3000"), ("ML_API_URL", ""), ("S3_ENDPOINT_URL", "ftp://minio:9000"),
-     ("KFP_HOST", "ml-pipeline")],
+     ("KFP_HOST", "ml-pipeline"), ("MAX_FEATURE_AGE_BARS", "0"), ("FEATURE_AGE_GRACE_SECONDS", "-1"),
+     ("REFUSE_STALE_FEATURES", "sometimes")],
 )
 def test_invalid_value_names_the_variable(clean_env: Path, monkeypatch: pytest.MonkeyPatch, name, value) -> None:
     monkeypatch.setenv(name, value)

@@ -148,6 +148,16 @@ def _latency(urls: list[str], sample_seconds: float):  # type: ignore[no-untyped
         return None, f"latency not evaluated: {exc}"
 
 
+def _feature_ages(urls: list[str]):  # type: ignore[no-untyped-def]
+    """The services' feature ages (`aicash_feature_age_seconds` with its limit), or an error text."""
+    from aicash.monitoring.scrape import ScrapeError, feature_ages, fetch
+
+    try:
+        return feature_ages([fetch(u) for u in urls]), None
+    except ScrapeError as exc:
+        return None, f"feature ages not evaluated: {exc}"
+
+
 def _sync_kfp_runs(engine, host: str) -> None:  # type: ignore[no-untyped-def]
     """Read the open KFP runs' outcomes before the rules look at `training_runs` (`aicash pipeline status`);
     a failure is reported on stderr and never stops the check: the rules then see the runs as last recorded."""
@@ -175,7 +185,8 @@ def check(
     ctx: typer.Context,
     metrics_url: list[str] = typer.Option(None, "--metrics-url",
                                           help="Service /metrics (repeat per replica); default INFERENCE_API_URL."),
-    no_latency: bool = typer.Option(False, "--no-latency", help="Skip the latency rule (no service to scrape)."),
+    no_latency: bool = typer.Option(False, "--no-latency",
+                                    help="Skip the rules that scrape the service (latency, feature age)."),
     sample_seconds: float = typer.Option(0.0, "--sample-seconds", min=0.0, max=600.0,
                                          help="Judge latency over requests between two scrapes this far apart "
                                               "(0: since the service started)."),
@@ -205,7 +216,8 @@ def check(
     update_outcomes(engine)
     status = collect_status(engine, settings)
     latency, latency_error = _latency(urls, sample_seconds) if urls else (None, None)
-    states = alerts.evaluate(alerts.Inputs(status, latency, latency_error))
+    ages, ages_error = _feature_ages(urls) if urls else (None, None)
+    states = alerts.evaluate(alerts.Inputs(status, latency, latency_error, ages, ages_error))
     table = Table("rule", "state", "detail", title="aicash alert rules")
     for s in states:
         colour = {"ok": "green", "firing": "bold red", "error": "yellow"}[s.state]

@@ -30,7 +30,11 @@ def _runner():  # type: ignore[no-untyped-def]
 def _arguments(
     name: str, symbols: list[str], timeframe: str, config_json: str | None, use_trades: bool = False
 ) -> dict[str, Any]:
-    """The pipeline's parameters from the command line, validated; `use_trades` is passed only when set."""
+    """The pipeline's parameters from the command line, validated (an unknown pipeline exits 2 too); `use_trades`
+    is passed only when set."""
+    runner = _runner()
+    with bad_input_exits(runner.UnknownPipelineError):
+        runner.pipeline_fn(name)
     with bad_input_exits(BadSymbolError):
         args: dict[str, Any] = {
             "symbols": [normalize_symbol(s) for s in symbols], "timeframe": check_timeframe(timeframe)
@@ -67,9 +71,6 @@ def run(
     from aicash.training.runs import start_run
     from pipelines.launch import RunFailedError, run_here
 
-    runner = _runner()
-    with bad_input_exits(runner.UnknownPipelineError):
-        runner.pipeline_fn(name)
     arguments = _arguments(name, symbols, timeframe, config, use_trades)
     settings = settings_of(ctx)
     engine = ready_engine(ctx)
@@ -111,9 +112,6 @@ def submit(
     from pipelines.launch import KfpUnavailableError
     from pipelines.launch import submit as submit_run
 
-    runner = _runner()
-    with bad_input_exits(runner.UnknownPipelineError):
-        runner.pipeline_fn(name)
     arguments = _arguments(name, symbols, timeframe, config, use_trades)
     engine = ready_engine(ctx)  # before submitting: a run the database cannot record is not started
     try:
@@ -143,9 +141,6 @@ def schedule(
         fail(f"--cron {cron!r} needs 6 fields (seconds minutes hours day month weekday), e.g. '0 0 3 * * *'")
     if len(fields) == 5:
         cron = "0 " + cron  # a standard 5-field cron, run at second 0
-    runner = _runner()
-    with bad_input_exits(runner.UnknownPipelineError):
-        runner.pipeline_fn(name)
     arguments = _arguments(name, symbols, timeframe, None, use_trades)
     engine = ready_engine(ctx)
     try:

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from aicash.monitoring import status as st
-from aicash.monitoring.scrape import LATENCY_METRIC, Histogram
+from aicash.monitoring.scrape import FEATURE_AGE_LIMIT_METRIC, FEATURE_AGE_METRIC, LATENCY_METRIC, FeatureAge, Histogram
 
 PREDICT_ENDPOINT = "/predict"
 LATENCY_P95_SECONDS = 1.0
@@ -33,6 +33,8 @@ class Inputs:
     status: st.MonitorStatus
     latency: Histogram | None = None  # /predict latency histogram; None when not scraped
     latency_error: str | None = None  # why it could not be scraped
+    feature_ages: tuple[FeatureAge, ...] | None = None  # the service's feature ages; None when not scraped
+    feature_ages_error: str | None = None  # why they could not be scraped
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,20 @@ def _accuracy(inputs: Inputs) -> AlertState:
     return AlertState(name, bool(low), ("below minimum: " + ", ".join(low) + "; " if low else "") + detail)
 
 
+def _features_stale(inputs: Inputs) -> AlertState:
+    name = "AicashFeaturesStale"
+    if inputs.feature_ages_error:
+        return AlertState(name, True, inputs.feature_ages_error, error=True)
+    if inputs.feature_ages is None:
+        return AlertState(name, False, "not checked (no service metrics scraped: --no-latency)")
+    if not inputs.feature_ages:
+        return AlertState(name, False, "no series read by the service yet")
+    stale = [a for a in inputs.feature_ages if a.age_seconds > a.limit_seconds]
+    parts = [f"{a.symbol} {a.timeframe}: {a.age_seconds:.0f} s old (limit {a.limit_seconds:g} s)"
+             for a in (stale or inputs.feature_ages)]
+    return AlertState(name, bool(stale), ("stale: " if stale else "fresh: ") + "; ".join(parts[:10]))
+
+
 _LATENCY_BUCKETS = f'{LATENCY_METRIC}_bucket{{endpoint="{PREDICT_ENDPOINT}"}}'
 _LATENCY_COUNT = f'{LATENCY_METRIC}_count{{endpoint="{PREDICT_ENDPOINT}"}}'
 
@@ -155,6 +171,16 @@ RULES: tuple[AlertRule, ...] = (
         "{{ $labels.model_version }} is right on {{ $value | humanizePercentage }} of its decisions over the last "
         "7 days, below MIN_ACCURACY. Roll back (`aicash models rollback`) or retrain.",
         _accuracy,
+    ),
+    AlertRule(
+        "AicashFeaturesStale",
+        f"{FEATURE_AGE_METRIC} > {FEATURE_AGE_LIMIT_METRIC}",
+        "5m", "warning",
+        "Predictions are served from stale features",
+        "{{ $labels.symbol }} {{ $labels.timeframe }}: the latest bar the service read is "
+        "{{ $value | humanizeDuration }} old, past MAX_FEATURE_AGE_BARS bars plus FEATURE_AGE_GRACE_SECONDS; answers "
+        "say stale=true. Check ingestion and `aicash features materialize`.",
+        _features_stale,
     ),
 )
 

@@ -17,6 +17,8 @@ LATENCY_METRIC = "aicash_request_latency_seconds"
 PREDICTIONS_METRIC = "aicash_predictions_total"
 CACHE_HITS_METRIC = "aicash_prediction_cache_hits_total"
 REJECTED_METRIC = "aicash_rejected_requests_total"
+FEATURE_AGE_METRIC = "aicash_feature_age_seconds"
+FEATURE_AGE_LIMIT_METRIC = "aicash_feature_age_limit_seconds"
 
 
 class ScrapeError(RuntimeError):
@@ -94,3 +96,33 @@ def histogram(texts: Iterable[str], name: str, labels: Mapping[str, str]) -> His
                 if all(sample.labels.get(k) == v for k, v in labels.items()):
                     totals[float(sample.labels["le"])] += float(sample.value)
     return Histogram(tuple(sorted(totals.items())))
+
+
+@dataclass(frozen=True)
+class FeatureAge:
+    """A series' feature age and its limit as a service reported them (the oldest over the scraped replicas)."""
+
+    symbol: str
+    timeframe: str
+    age_seconds: float
+    limit_seconds: float
+
+
+def feature_ages(texts: Iterable[str]) -> tuple[FeatureAge, ...]:
+    """`aicash_feature_age_seconds` with its limit per (symbol, timeframe), the largest age over every text."""
+    ages: dict[tuple[str, str], float] = {}
+    limits: dict[tuple[str, str], float] = {}
+    for text in texts:
+        try:
+            families = list(text_string_to_metric_families(text))
+        except ValueError as exc:
+            raise ScrapeError(f"not a Prometheus text exposition: {exc}") from None
+        for family in families:
+            if family.name not in {FEATURE_AGE_METRIC, FEATURE_AGE_LIMIT_METRIC}:
+                continue
+            into = ages if family.name == FEATURE_AGE_METRIC else limits
+            for sample in family.samples:
+                key = (sample.labels.get("symbol", ""), sample.labels.get("timeframe", ""))
+                into[key] = max(into.get(key, -math.inf), float(sample.value))
+    return tuple(FeatureAge(s, tf, age, limits[(s, tf)]) for (s, tf), age in sorted(ages.items())
+                 if (s, tf) in limits)

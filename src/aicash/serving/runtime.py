@@ -14,12 +14,15 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
 
 from aicash.model_input import MODEL_FEATURES
 from aicash.serving.cache import TTLCache
+from aicash.serving.freshness import FeatureAgePolicy, FeatureAges, StaleFeaturesError
+from aicash.serving.outages import is_outage
 from aicash.serving.prediction_log import PredictionLog
 from aicash.serving.routing import route
 from aicash.serving.schemas import Prediction, PredictRequest
@@ -40,6 +43,7 @@ class FeatureSnapshot:
 
     indicators: Mapping[str, float]
     window: np.ndarray  # (window_bars, len(MODEL_FEATURES)), oldest first
+    event_timestamp: datetime | None = None  # the latest bar's time (UTC), as the online store gives it
 
 
 @dataclass(frozen=True)
@@ -65,10 +69,20 @@ class _Pending:
     key: str
     latest: dict[str, float]
     window: np.ndarray
+    freshness: dict[str, Any]  # features_as_of and stale of its answer
 
 
-class UnknownSymbolError(LookupError):
+class NotFoundError(LookupError):
+    """What a request asks for is not there (404, or 503 while no model is loaded). Only these are caught as
+    "not found": any other LookupError (a KeyError, an IndexError) is a bug and surfaces as a 500."""
+
+
+class UnknownSymbolError(NotFoundError):
     """The online store has no features for the symbol."""
+
+
+class NoModelLoadedError(NotFoundError):
+    """No model is loaded: nothing to predict with until one is promoted (or the registry answers)."""
 
 
 class FeaturesUnavailableError(RuntimeError):
@@ -90,6 +104,7 @@ class SignalRuntime:
     prediction_log: PredictionLog | None = None
     cache_ttl_seconds: float = 5.0
     reload_seconds: float = 10.0
+    freshness: FeatureAgePolicy = field(default_factory=FeatureAgePolicy)
     models: list[LoadedModel] = field(default_factory=list)
     weights: Mapping[str, float] = field(default_factory=dict)
     reload_error: str | None = None  # why the last registry reload failed; None after a good one
@@ -99,6 +114,7 @@ class SignalRuntime:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._last_snapshots: dict[tuple[str, str], FeatureSnapshot] = {}
+        self.feature_ages = FeatureAges(self.freshness)
         self.reload()
         self._thread = threading.Thread(target=self._reload_loop, name="registry-reload", daemon=True)
         self._thread.start()
@@ -144,7 +160,8 @@ class SignalRuntime:
             models = {m.version: m for m in self.models}
             split = self.split()
         if not models:
-            raise LookupError("no model is loaded: promote one with `aicash models promote VERSION --traffic 100`")
+            raise NoModelLoadedError(
+                "no model is loaded: promote one with `aicash models promote VERSION --traffic 100`")
         answers: list[Prediction | None] = [None] * len(requests)
         pending: dict[str, list[_Pending]] = {}
         for i, req in enumerate(requests):
@@ -154,16 +171,19 @@ class SignalRuntime:
             key = json.dumps([version, req.symbol, req.timeframe, given], sort_keys=True)
             if (hit := self.cache.get(key)) is not None:
                 cached, features = hit
-                answers[i] = cached.model_copy(update={"cached": True, "request_id": request_id})
-                self._log(req, answers[i], features)
+                # staleness judged now: a cached answer's bar keeps ageing
+                fresh = self._freshness(req, cached.features_as_of)
+                answers[i] = hit_answer = cached.model_copy(update={"cached": True, "request_id": request_id, **fresh})
+                self._log(req, hit_answer, features)
                 continue
-            latest, window = self._merged_inputs(req.symbol, req.timeframe, given)
-            pending.setdefault(version, []).append(_Pending(i, request_id, key, latest, window))
+            latest, window, as_of = self._merged_inputs(req.symbol, req.timeframe, given)
+            fresh = self._freshness(req, as_of)  # refuses before the forward pass when REFUSE_STALE_FEATURES is on
+            pending.setdefault(version, []).append(_Pending(i, request_id, key, latest, window, fresh))
         for version, items in pending.items():
             probs = models[version].model.predict_proba(np.stack([p.window for p in items]))
             scores = composite_scores([p.latest for p in items], self.weights)
             for item, prob, score in zip(items, probs, scores, strict=True):
-                answer = self._answer(item.request_id, models[version], prob, float(score), start)
+                answer = self._answer(item.request_id, models[version], prob, float(score), start, item.freshness)
                 self.cache.put(item.key, (answer, item.latest))
                 self._log(requests[item.index], answer, item.latest)
                 answers[item.index] = answer
@@ -173,9 +193,9 @@ class SignalRuntime:
         """The online store's features; while the store is unreachable, the last ones read for the series."""
         try:
             snapshot = self.read_features(symbol, timeframe)
-        except LookupError:  # the store answered: it has nothing for this series
-            raise
         except Exception as exc:
+            if not is_outage(exc):  # the store answered (nothing for this series), or a bug: not an outage
+                raise
             stale = self._last_snapshots.get((symbol, timeframe))
             if stale is None:
                 raise FeaturesUnavailableError(
@@ -188,16 +208,27 @@ class SignalRuntime:
 
     def _merged_inputs(
         self, symbol: str, timeframe: str, given: dict[str, float]
-    ) -> tuple[dict[str, float], np.ndarray]:
-        """Given indicators overwrite the latest bar's stored values; earlier bars come from the store."""
+    ) -> tuple[dict[str, float], np.ndarray, datetime | None]:
+        """Given indicators overwrite the latest bar's stored values; earlier bars come from the store. Also the
+        time of the latest stored bar, which the answer carries as `features_as_of`."""
         snapshot = self._snapshot(symbol, timeframe)
+        self.feature_ages.observe(symbol, timeframe, snapshot.event_timestamp)
         latest = {name: float(given.get(name, snapshot.indicators[name])) for name in MODEL_FEATURES}
         window = np.array(snapshot.window, dtype=np.float32, copy=True)
         window[-1] = [latest[name] for name in MODEL_FEATURES]
-        return latest, window
+        return latest, window, snapshot.event_timestamp
+
+    def _freshness(self, req: PredictRequest, as_of: datetime | None) -> dict[str, Any]:
+        """`features_as_of` and `stale` of an answer, judged now; raises `StaleFeaturesError` for a stale series
+        when REFUSE_STALE_FEATURES is on."""
+        stale = self.freshness.is_stale(req.timeframe, as_of, datetime.now(UTC))
+        if stale and self.freshness.refuse:
+            raise StaleFeaturesError(req.symbol, req.timeframe, as_of, self.freshness.limit_seconds(req.timeframe))
+        return {"features_as_of": as_of, "stale": stale}
 
     @staticmethod
-    def _answer(request_id: str, loaded: LoadedModel, probs: np.ndarray, score: float, start: float) -> Prediction:
+    def _answer(request_id: str, loaded: LoadedModel, probs: np.ndarray, score: float, start: float,
+                freshness: dict[str, Any]) -> Prediction:
         best = int(np.argmax(probs))
         return Prediction(
             signal=SIGNALS[best],  # type: ignore[arg-type]
@@ -208,6 +239,7 @@ class SignalRuntime:
             composite_score=score,
             latency_ms=(time.perf_counter() - start) * 1000.0,
             request_id=request_id,
+            **freshness,
         )
 
     def _log(self, req: PredictRequest, answer: Prediction, features: Mapping[str, float]) -> None:

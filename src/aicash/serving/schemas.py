@@ -6,9 +6,10 @@ that name the field.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 from aicash.indicators import INDICATOR_COLUMNS, INDICATOR_DESCRIPTIONS
 from aicash.market.candles import SYMBOL_PATTERN, TIMEFRAMES
@@ -25,6 +26,19 @@ STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=Tr
 Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN.pattern, max_length=32, examples=["EURUSD"],
                               description="Upper-case symbol: 1-32 of A-Z, 0-9, '.', '_', '-'.")]
 Timeframe = Literal[tuple(TIMEFRAMES)]  # type: ignore[valid-type]
+# A request id, from the body's `request_id` or the `X-Request-Id` header: the one rule for both (it is logged to
+# `predictions.request_id`, VARCHAR(64)).
+RequestId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+_REQUEST_ID = TypeAdapter(RequestId)
+
+
+def request_id_problem(value: str) -> str | None:
+    """Why `value` is not a valid request id (the body's rule), or None when it is."""
+    try:
+        _REQUEST_ID.validate_python(value)
+    except ValidationError as exc:
+        return "; ".join(err["msg"] for err in exc.errors())
+    return None
 
 
 def _indicator_field(name: str) -> tuple[type, object]:
@@ -53,8 +67,8 @@ class PredictRequest(BaseModel):
     symbol: Symbol
     indicators: Indicators = Field(default_factory=Indicators)  # type: ignore[valid-type]
     timeframe: Timeframe = "1h"
-    request_id: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$",
-                                   description="Routes the request to production or canary deterministically.")
+    request_id: RequestId | None = Field(
+        default=None, description="Routes the request to production or canary deterministically.")
 
 
 class BatchRequest(BaseModel):
@@ -92,3 +106,11 @@ class Prediction(BaseModel):
     latency_ms: float
     request_id: str
     cached: bool = False
+    features_as_of: datetime | None = Field(
+        default=None, description="Time (ISO 8601, UTC) of the latest bar whose features the prediction used."
+    )
+    stale: bool = Field(
+        default=False,
+        description="True when that bar is older than MAX_FEATURE_AGE_BARS bars of its timeframe plus "
+        "FEATURE_AGE_GRACE_SECONDS (judged when answering, cached answers too): the signal reflects old data.",
+    )

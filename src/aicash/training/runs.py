@@ -22,12 +22,52 @@ OPEN_KFP_STATUSES = ("submitted", "running")  # a KFP run whose outcome is not r
 KFP_TIME_RESOLUTION = timedelta(seconds=1)  # KFP keeps its times in whole seconds
 
 
-def start_run(engine: Engine, pipeline: str, params: dict[str, Any], status: str = "running") -> int:
+OPENING_STATUSES = ("submitting", "scheduling")  # recorded before KFP was asked: no KFP id yet, never synced
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """An audit entry written in the same transaction as the row it describes (`run_id` is added to `details`):
+    if it cannot be written, the run is not recorded either, and the caller starts nothing."""
+
+    actor: str
+    action: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def start_run(engine: Engine, pipeline: str, params: dict[str, Any], status: str = "running",
+              audit: AuditEntry | None = None) -> int:  # fmt: skip
     with session_scope(engine) as session:
         run = TrainingRun(pipeline=pipeline, status=status, params=params)
         session.add(run)
         session.flush()
+        if audit is not None:
+            session.add(AuditLog(actor=audit.actor, action=audit.action, target=pipeline[:128],
+                                 details={"run_id": run.id, **audit.details}))
         return int(run.id)
+
+
+def record_kfp_attempt(engine: Engine, pipeline: str, params: dict[str, Any], *, host: str,
+                       cron: str | None = None, audit: AuditEntry | None = None) -> int:  # fmt: skip
+    """Before asking KFP at `host`: a row `submitting` (`scheduling` with a `cron`), with `kfp_host` (and `cron`) in
+    its params but no KFP id yet, so a run KFP accepts is never untracked. `kfp_accepted` or `finish_run(...,
+    "failed")` completes it."""
+    extra = {"kfp_host": host} | ({"cron": cron} if cron is not None else {})
+    status = "submitting" if cron is None else "scheduling"
+    return start_run(engine, pipeline, params | extra, status=status, audit=audit)
+
+
+def kfp_accepted(engine: Engine, run_id: int, kfp_id: str) -> str:
+    """KFP accepted the run recorded by `record_kfp_attempt`: store its id; `submitted` (or `scheduled`), the status
+    `pipelines.status` syncs from."""
+    with session_scope(engine) as session:
+        run = session.get(TrainingRun, run_id, with_for_update=True)
+        assert run is not None
+        scheduled = run.status == "scheduling"
+        key = "kfp_recurring_run_id" if scheduled else "kfp_run_id"
+        run.params = {**run.params, key: kfp_id}  # a new dict: the JSON column does not track mutations
+        run.status = "scheduled" if scheduled else "submitted"
+        return run.status
 
 
 def record_submission(engine: Engine, pipeline: str, params: dict[str, Any], *, kfp_run_id: str, host: str) -> int:
