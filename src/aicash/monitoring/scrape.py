@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 LATENCY_METRIC = "aicash_request_latency_seconds"
@@ -79,15 +80,19 @@ class Histogram:
         return lower_bound
 
 
+def _families(text: str) -> list[Metric]:
+    """The metric families of one scrape, or `ScrapeError` when it is not Prometheus's text format."""
+    try:
+        return list(text_string_to_metric_families(text))
+    except ValueError as exc:
+        raise ScrapeError(f"not a Prometheus text exposition: {exc}") from None
+
+
 def histogram(texts: Iterable[str], name: str, labels: Mapping[str, str]) -> Histogram:
     """Buckets of histogram `name` whose samples carry `labels`, summed over every text (like `sum by (le)`)."""
     totals: dict[float, float] = defaultdict(float)
     for text in texts:
-        try:
-            families = list(text_string_to_metric_families(text))
-        except ValueError as exc:
-            raise ScrapeError(f"not a Prometheus text exposition: {exc}") from None
-        for family in families:
+        for family in _families(text):
             if family.name != name:
                 continue
             for sample in family.samples:
@@ -113,11 +118,7 @@ def feature_ages(texts: Iterable[str]) -> tuple[FeatureAge, ...]:
     ages: dict[tuple[str, str], float] = {}
     limits: dict[tuple[str, str], float] = {}
     for text in texts:
-        try:
-            families = list(text_string_to_metric_families(text))
-        except ValueError as exc:
-            raise ScrapeError(f"not a Prometheus text exposition: {exc}") from None
-        for family in families:
+        for family in _families(text):
             if family.name not in {FEATURE_AGE_METRIC, FEATURE_AGE_LIMIT_METRIC}:
                 continue
             into = ages if family.name == FEATURE_AGE_METRIC else limits
