@@ -22,10 +22,10 @@ from aicash.db.engine import session_scope
 from aicash.db.models import AuditLog, MLModel, TrainingRun
 from aicash.monitoring import status as st
 from aicash.monitoring.window import utc
-from aicash.training.runs import record_submission
 from pipelines.status import STATUS_OF, KfpStatusError, sync
 from tests.support.kfp_api import KfpApi, run_state, serve_kfp_api
 from tests.support.net import free_port
+from tests.support.runs import kfp_run
 
 ARGUMENTS = {"symbols": ["EURUSD"], "timeframe": "1h"}
 
@@ -41,7 +41,7 @@ def _kfp_time(at: datetime) -> str:
 
 
 def _submitted(engine: Engine, api: KfpApi, *kfp_ids: str) -> list[int]:
-    return [record_submission(engine, "lstm-training", ARGUMENTS, kfp_run_id=k, host=api.url) for k in kfp_ids]
+    return [kfp_run(engine, "lstm-training", ARGUMENTS, kfp_id=k, host=api.url) for k in kfp_ids]
 
 
 def _rows(engine: Engine) -> list[tuple[Any, ...]]:
@@ -196,7 +196,7 @@ def test_a_server_that_does_not_answer_or_refuses_exits_2_and_writes_nothing(cli
     host = f"http://127.0.0.1:{free_port()}" if server == "unreachable" else kfp_api.url
     kfp_api.refuse_reads = 503
     for kfp_id in ("run-x", "run-y"):
-        record_submission(engine, "lstm-training", ARGUMENTS, kfp_run_id=kfp_id, host=host)
+        kfp_run(engine, "lstm-training", ARGUMENTS, kfp_id=kfp_id, host=host)
     before = _rows(engine)
 
     result = cli("pipeline", "status", "--host", host)
@@ -229,7 +229,7 @@ def hung_host() -> Iterator[str]:
 
 
 def test_a_hung_server_is_given_up_and_nothing_is_written(engine: Engine, hung_host: str) -> None:
-    record_submission(engine, "lstm-training", ARGUMENTS, kfp_run_id="run-h", host=hung_host)
+    kfp_run(engine, "lstm-training", ARGUMENTS, kfp_id="run-h", host=hung_host)
     before = _rows(engine)
     with pytest.raises(KfpStatusError, match=f"KFP at {hung_host} did not answer within 1 s"):
         sync(engine, hung_host, deadline=1.0)  # kfp.Client itself would wait for ever
@@ -287,7 +287,7 @@ def test_monitor_check_syncs_kfp_runs_before_its_rules(cli, engine: Engine, kfp_
 
 def test_a_failed_sync_is_reported_and_the_check_goes_on(cli, engine: Engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     host = f"http://127.0.0.1:{free_port()}"
-    record_submission(engine, "lstm-training", ARGUMENTS, kfp_run_id="run-d", host=host)
+    kfp_run(engine, "lstm-training", ARGUMENTS, kfp_id="run-d", host=host)
     before = _rows(engine)
     monkeypatch.setenv("KFP_HOST", host)
 

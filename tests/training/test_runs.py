@@ -16,10 +16,9 @@ from aicash.training.runs import (
     finish_run,
     open_kfp_runs,
     record_kfp_outcomes,
-    record_schedule,
-    record_submission,
     start_run,
 )
+from tests.support.runs import kfp_run
 
 HOST = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
 
@@ -59,10 +58,10 @@ def test_only_a_failure_is_audited(engine: Engine) -> None:
 
 
 def test_kfp_outcomes_update_the_open_run_and_never_reopen_a_closed_one(engine: Engine) -> None:
-    open_id = record_submission(engine, "lstm-training", {"symbols": ["EURUSD"]}, kfp_run_id="a-1", host=HOST)
-    closed_id = record_submission(engine, "lstm-training", {}, kfp_run_id="b-2", host=HOST + "/")
-    other_host = record_submission(engine, "lstm-training", {}, kfp_run_id="c-3", host="http://127.0.0.1:8888")
-    record_schedule(engine, "lstm-training", {}, recurring_run_id="job-1", host=HOST, cron="0 0 3 * * *")
+    open_id = kfp_run(engine, "lstm-training", {"symbols": ["EURUSD"]}, kfp_id="a-1", host=HOST)
+    closed_id = kfp_run(engine, "lstm-training", {}, kfp_id="b-2", host=HOST + "/")
+    other_host = kfp_run(engine, "lstm-training", {}, kfp_id="c-3", host="http://127.0.0.1:8888")
+    kfp_run(engine, "lstm-training", {}, kfp_id="job-1", host=HOST, cron="0 0 3 * * *")
     finish_run(engine, closed_id, "failed", error="recorded earlier")
     assert open_kfp_runs(engine, HOST) == [(open_id, "a-1")]
     assert open_kfp_runs(engine, "http://127.0.0.1:8888/") == [(other_host, "c-3")]

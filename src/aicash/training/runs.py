@@ -70,20 +70,6 @@ def kfp_accepted(engine: Engine, run_id: int, kfp_id: str) -> str:
         return run.status
 
 
-def record_submission(engine: Engine, pipeline: str, params: dict[str, Any], *, kfp_run_id: str, host: str) -> int:
-    """A run created on the KFP server at `host`: status `submitted`, params plus `kfp_run_id` and `kfp_host`."""
-    return start_run(engine, pipeline, params | {"kfp_run_id": kfp_run_id, "kfp_host": host}, status="submitted")
-
-
-def record_schedule(
-    engine: Engine, pipeline: str, params: dict[str, Any], *, recurring_run_id: str, host: str, cron: str
-) -> int:
-    """A recurring run created on the KFP server at `host`: status `scheduled`, params plus
-    `kfp_recurring_run_id`, `kfp_host` and `cron` (each run it starts is KFP's to record)."""
-    return start_run(engine, pipeline, params | {"kfp_recurring_run_id": recurring_run_id, "kfp_host": host,
-                                                 "cron": cron}, status="scheduled")
-
-
 def finish_run(
     engine: Engine, run_id: int, status: str, error: str | None = None, finished_at: datetime | None = None
 ) -> str | None:
