@@ -35,6 +35,8 @@ from aicash.db.engine import dispose_engines, make_engine
 from aicash.settings import Settings, load_settings
 from tests.support.net import free_port
 from tests.support.postgres import uses_postgres
+from tests.support.service import Template, prepare_template
+from tests.support.templates import prepare_pg_template
 
 _SETTINGS_ENV = [name.upper() for name in Settings.model_fields]
 
@@ -258,3 +260,15 @@ def redis_url(redis_server: str) -> str:
     with redis.Redis.from_url(url) as client:
         client.flushdb()
     return url
+
+
+@pytest.fixture(scope="session")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
+    """A served home on SQLite, prepared once per session (tests/support/service.py); copy it before changing it."""
+    return prepare_template(tmp_path_factory.mktemp("template-sqlite") / "home")
+
+
+@pytest.fixture(scope="session")
+def pg_template(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Template:
+    """The same home in cluster mode on a PostgreSQL database of the session's server."""
+    return prepare_pg_template(tmp_path_factory.mktemp("template-postgresql") / "home", postgres_url)

@@ -19,13 +19,12 @@ from tests.support.service import (
     AICASH,
     create_keys,
     environment,
-    home_database_url,
     home_env,
     prepare_service_home,
-    service_env,
     start_service,
     stop_service,
 )
+from tests.support.templates import DATABASES, copy_template, drop_copy, served_env, template_of
 
 
 @dataclass
@@ -48,20 +47,21 @@ class Service:
         return httpx.get(self.url + path, headers={"X-API-Key": key or self.key}, timeout=30)
 
 
-@pytest.fixture(scope="package")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    home = tmp_path_factory.mktemp("serving-home")
+@pytest.fixture(scope="package", params=DATABASES)
+def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """The served home, on SQLite and on PostgreSQL in cluster mode."""
+    copy = copy_template(template_of(request), tmp_path_factory.mktemp(f"serving-{request.param}") / "home")
     extra = {"RATE_LIMIT_PER_MINUTE": "300", "CORS_ALLOW_ORIGINS": "https://app.aicash.example",
-             "REGISTRY_RELOAD_SECONDS": "1", "PREDICTION_CACHE_TTL_SECONDS": "30"}
-    with environment(service_env(home, extra)):
-        production, canary = prepare_service_home(home)
-    keys = create_keys(home, {"frontend": False, "ops": True, "gone": False, "busy": False}, revoke=("gone",))
-    running = start_service(home, extra)
+             "REGISTRY_RELOAD_SECONDS": "1", "PREDICTION_CACHE_TTL_SECONDS": "30", **served_env(copy)}
+    keys = create_keys(copy.home, {"frontend": False, "ops": True, "gone": False, "busy": False}, revoke=("gone",),
+                       database_url=copy.database_url)
+    running = start_service(copy.home, extra)
     try:
-        yield Service(running.url, running.env, keys["frontend"], keys["ops"], keys["gone"], keys["busy"], production,
-                      canary, home_database_url(home))
+        yield Service(running.url, running.env, keys["frontend"], keys["ops"], keys["gone"], keys["busy"],
+                      copy.production, copy.canary, copy.database_url)
     finally:
         stop_service(running)
+        drop_copy(copy)
 
 
 @dataclass(frozen=True)

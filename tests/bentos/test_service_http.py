@@ -218,7 +218,8 @@ def test_feature_age_gauge_is_current_at_scrape_time(service) -> None:  # type: 
 def test_refuse_stale_features_answers_503_with_retry_after(service, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A second service on a copy of the home, with REFUSE_STALE_FEATURES=true."""
     home = shutil.copytree(service.env["AICASH_HOME"], tmp_path / "home")
-    running = start_service(home, {"REFUSE_STALE_FEATURES": "true"})
+    database = {k: v for k, v in service.env.items() if k == "DATABASE_URL"}  # the same database in cluster mode
+    running = start_service(home, {"REFUSE_STALE_FEATURES": "true", **database})
     try:
         answer = httpx.post(running.url + "/predict", json=EXAMPLE_INPUT, headers={"X-API-Key": service.key},
                             timeout=30)

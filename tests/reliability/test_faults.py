@@ -27,7 +27,8 @@ from aicash.serving.runtime import SignalRuntime
 from aicash.serving.schemas import PredictRequest
 from aicash.settings import load_settings
 from tests.support.net import free_port
-from tests.support.service import copy_home, create_keys, home_database_url, start_service, stop_service
+from tests.support.service import copy_home, create_keys, start_service, stop_service
+from tests.support.templates import DATABASES, copy_template, drop_copy, served_env
 
 REQUEST = PredictRequest(symbol="EURUSD")
 
@@ -251,13 +252,16 @@ async def load_until_refused(url: str, key: str, stop_after: float, on_start):  
     return answered, unanswered, outcomes
 
 
-def test_sigterm_under_load_finishes_requests_and_flushes_the_log(template, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("database", DATABASES)
+def test_sigterm_under_load_finishes_requests_and_flushes_the_log(request, database: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """SIGTERM to the server (as Kubernetes sends it) while 16 clients keep sending: every request in flight gets
     its answer, every answered prediction is in the database after exit (the buffered log is flushed), and a
-    request sent after the signal is refused or its keep-alive connection closed, never processed unanswered."""
-    home = copy_home(template, tmp_path / "home")
-    keys = create_keys(home, {"frontend": False})
-    running = start_service(home)
+    request sent after the signal is refused or its keep-alive connection closed, never processed unanswered.
+    On SQLite and on PostgreSQL in cluster mode."""
+    copy = copy_template(request.getfixturevalue("pg_template" if database == "postgresql" else "template"),
+                         tmp_path / "home")
+    keys = create_keys(copy.home, {"frontend": False}, database_url=copy.database_url)
+    running = start_service(copy.home, served_env(copy))
     try:
         answered, unanswered, outcomes = asyncio.run(load_until_refused(
             running.url, keys["frontend"], 3.0, lambda: os.kill(running.proc.pid, signal.SIGTERM)))
@@ -265,11 +269,12 @@ def test_sigterm_under_load_finishes_requests_and_flushes_the_log(template, tmp_
     finally:
         stop_service(running)
     log = running.log_text()
-    engine = make_engine(home_database_url(home))
+    engine = make_engine(copy.database_url)
     with engine.connect() as conn:
         logged = {r for (r,) in conn.execute(select(Prediction.request_id).where(Prediction.request_id.like("term-%")))}
     engine.dispose()
-    print(f"SIGTERM under load: {len(answered)} answered, outcomes {dict(outcomes)}, exit code {code}, "
+    drop_copy(copy)
+    print(f"SIGTERM under load ({database}): {len(answered)} answered, outcomes {dict(outcomes)}, exit code {code}, "
           f"{len(logged)} rows logged")
     assert len(answered) > 100, outcomes
     assert set(answered) <= logged, f"{len(set(answered) - logged)} answered predictions missing from the log"
@@ -279,4 +284,4 @@ def test_sigterm_under_load_finishes_requests_and_flushes_the_log(template, tmp_
     assert set(outcomes) <= {"200", "503", "refused after shutdown", "ReadError sent after SIGTERM",
                              "RemoteProtocolError sent after SIGTERM"}, outcomes
     assert "Completed cleanup hook: flush_prediction_log" in log
-    shutil.rmtree(home / "bentoml", ignore_errors=True)
+    shutil.rmtree(copy.home / "bentoml", ignore_errors=True)

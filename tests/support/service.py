@@ -119,17 +119,19 @@ def prepare_service_home(home: Path) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class Template:
-    """A prepared home: the registry's production and canary versions."""
+    """A prepared home: the registry's production and canary versions, and its database (the home's SQLite, or a
+    PostgreSQL database in cluster mode: tests/support/templates.py)."""
 
     home: Path
     production: str
     canary: str
+    database_url: str
 
 
 def prepare_template(home: Path) -> Template:
     with environment(service_env(home)):
         production, canary = prepare_service_home(home)
-    return Template(home, production, canary)
+    return Template(home, production, canary, home_database_url(home))
 
 
 def copy_home(template: Template, dest: Path) -> Path:
@@ -137,13 +139,14 @@ def copy_home(template: Template, dest: Path) -> Path:
     return dest
 
 
-def create_keys(home: Path, names: Mapping[str, bool], revoke: tuple[str, ...] = ()) -> dict[str, str]:
-    """Keys NAME -> plain key (admin when the value is True) in the home's database; the names in `revoke` are
-    revoked."""
+def create_keys(home: Path, names: Mapping[str, bool], revoke: tuple[str, ...] = (),
+                database_url: str | None = None) -> dict[str, str]:
+    """Keys NAME -> plain key (admin when the value is True) in the home's database (or `database_url`); the names
+    in `revoke` are revoked."""
     from aicash.db.engine import make_engine
     from aicash.serving.keys import create_key, revoke_key
 
-    engine = make_engine(home_database_url(home))
+    engine = make_engine(database_url or home_database_url(home))
     try:
         keys = {name: create_key(engine, name, admin=admin, actor="test") for name, admin in names.items()}
         for name in revoke:
@@ -165,6 +168,11 @@ class Running:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    @property
+    def database_url(self) -> str:
+        """The service's database: DATABASE_URL, or its home's SQLite."""
+        return self.env.get("DATABASE_URL") or home_database_url(self.log_path.parent)
 
     def post(self, path: str, json: object = None, key: str = "frontend", **kw):  # type: ignore[no-untyped-def]
         headers = {"X-API-Key": self.keys[key]} | kw.pop("headers", {})
