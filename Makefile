@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint bench loadtest soak audit lock clean
+.PHONY: help install tools demo test lint docs docs-serve bench loadtest soak audit lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -34,7 +34,16 @@ demo: $(STAMP) ## Run the main job end to end on the local defaults
 lint: $(STAMP) ## ruff over the whole repository
 	$(BIN)/ruff check .
 
-test: $(STAMP) lint ## Lint, then run the whole test suite
+docs: $(STAMP) ## Build the documentation site (mkdocs.yml, docs/) into site/; broken links fail
+	$(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP) ## Serve the documentation site at http://127.0.0.1:8000, rebuilt on every change
+	$(BIN)/mkdocs serve
+
+tools: ## Install the system tools the tests use where missing (promtool, from Debian's prometheus package)
+	bash scripts/ensure_tools.sh
+
+test: $(STAMP) lint tools ## Lint, then run the whole test suite
 	$(BIN)/pytest
 
 bench: $(STAMP) ## Print the benchmark figures

@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from aicash.db.engine import session_scope
 from aicash.db.models import TrainingRun
 from aicash.registry import (
+    PREVIOUS_VERSION,
     ModelRecord,
     NothingToRollBackError,
     RegistryError,
@@ -34,7 +35,8 @@ from aicash.registry.artifacts import NAME_PATTERN
 from aicash.serving.outages import is_outage
 from aicash.serving.schemas import Symbol, Timeframe
 from aicash.settings import Settings
-from aicash.training.runs import AuditEntry, finish_run, start_run
+from aicash.training.retrain import nothing_new
+from aicash.training.runs import AuditEntry, finish_run, record_skipped, start_run
 from pipelines.launch import (
     ChildProcess,
     Executor,
@@ -53,7 +55,8 @@ Reason = Annotated[str, Field(min_length=1, max_length=500)]
 
 
 class TrainRequest(BaseModel):
-    """Which pipeline to run on which series; `config` is a `TrainingConfig` (lstm-training only)."""
+    """Which pipeline to run on which series; `config` is a `TrainingConfig` (lstm-training only). No body at all
+    means these defaults, as the guide's `curl -X POST .../train` sends."""
 
     model_config = ConfigDict(**STRICT, json_schema_extra={"example": {"symbols": ["EURUSD"], "timeframe": "1h"}})
 
@@ -61,6 +64,9 @@ class TrainRequest(BaseModel):
     symbols: list[Symbol] = Field(default_factory=lambda: ["EURUSD"], min_length=1, max_length=20)
     timeframe: Timeframe = "1h"
     config: dict[str, Any] | None = Field(default=None, description="TrainingConfig fields, e.g. {\"max_epochs\": 5}.")
+    force_retrain: bool = Field(default=False, description=(
+        "Start the run even when no new bar has arrived since the production model's training data ended "
+        "(lstm-training; without it such a run is skipped: 200 with the reason, recorded as skipped)."))
 
     @field_validator("config")
     @classmethod
@@ -131,15 +137,19 @@ class AdminOps:
     # -- training ------------------------------------------------------------------------------------------
     def train(self, request: TrainRequest, actor: str) -> dict[str, Any]:
         """Start the pipeline: on the KFP cluster when KFP_HOST is set, else here in a background thread.
-        Returns at once with the training run's id."""
+        Returns at once with the training run's id. Without `force_retrain`, an lstm-training run with nothing
+        new to train on is not started: it is recorded `skipped`, and the answer's `reason` says why."""
         arguments = request.arguments()
+        if (skipped := self._skip(request, arguments, actor)) is not None:
+            return skipped
         if self.settings.kfp_host:
-            return self._submit(request.pipeline, arguments, actor)
+            return self._submit(request.pipeline, arguments, actor, request.force_retrain)
         with self._lock, _database_errors():
             if self._running is not None:
                 raise AdminError(409, f"training run {self._running} is still running on this replica: wait for it "
                                       "(GET /training-status) before starting another")
-            audit = AuditEntry(actor, "training.submit", {"mode": "local", **arguments})
+            audit = AuditEntry(actor, "training.submit",
+                               {"mode": "local", "force_retrain": request.force_retrain, **arguments})
             run_id = start_run(self.engine, request.pipeline, arguments, audit=audit)  # one transaction
             self._running = run_id
         self._thread = threading.Thread(target=self._run, args=(run_id, request.pipeline, arguments),
@@ -148,9 +158,27 @@ class AdminOps:
         return {"run_id": run_id, "status": "running", "mode": "local", "pipeline": request.pipeline,
                 "arguments": arguments}
 
-    def _submit(self, pipeline: str, arguments: dict[str, Any], actor: str) -> dict[str, Any]:
+    def _skip(self, request: TrainRequest, arguments: dict[str, Any], actor: str) -> dict[str, Any] | None:
+        """The answer for a run skipped because no new bar arrived since the production model's training data
+        ended (recorded, with a `training.skip` audit entry); None when the run is to start."""
+        if request.force_retrain or request.pipeline != "lstm-training":
+            return None
+        with _database_errors():
+            stale = nothing_new(self.engine, request.symbols, request.timeframe)
+            if stale is None:
+                return None
+            audit = AuditEntry(actor, "training.skip", {"reason": stale.reason, **arguments})
+            run_id = record_skipped(self.engine, request.pipeline, arguments, stale.reason, audit=audit)
+        log.info("training run %s skipped: %s", run_id, stale.reason)
+        return {"run_id": run_id, "status": "skipped", "reason": stale.reason, "pipeline": request.pipeline,
+                "arguments": arguments, "production_version": stale.version,
+                "training_data_end": stale.data_end.isoformat(),
+                "latest_bar": None if stale.latest_bar is None else stale.latest_bar.isoformat()}
+
+    def _submit(self, pipeline: str, arguments: dict[str, Any], actor: str, force: bool = False) -> dict[str, Any]:
         host = str(self.settings.kfp_host)
-        audit = AuditEntry(actor, "training.submit", {"mode": "kfp", "kfp_host": host, **arguments})
+        audit = AuditEntry(actor, "training.submit",
+                           {"mode": "kfp", "kfp_host": host, "force_retrain": force, **arguments})
         try:
             with _database_errors():  # recorded (with its audit entry) before KFP is asked
                 run = submit(self.engine, self.settings, pipeline, arguments, host=host, audit=audit)
@@ -197,10 +225,30 @@ class AdminOps:
 
     # -- registry ------------------------------------------------------------------------------------------
     def promote(self, version: str, request: PromoteRequest, actor: str) -> dict[str, Any]:
+        """Give `version` its traffic share; `previous-version` rolls back to the version that was production
+        before the current one."""
+        if version == PREVIOUS_VERSION:
+            return self._promote_previous(request, actor)
         with _registry_errors(), _database_errors():  # the promotion and its audit entry: one transaction
             record = promote(self.engine, version, request.traffic_percentage, force=request.force,
                              reason=request.reason, actor=actor)
         return {"promoted": record_view(record), "serving": self._reload()}
+
+    def _promote_previous(self, request: PromoteRequest, actor: str) -> dict[str, Any]:
+        """The guide's model rollback: exactly `rollback` (same registry change, same `model.rollback` audit
+        entry); 409 saying why when there is no previous production version."""
+        if request.traffic_percentage != 100:
+            raise AdminError(400, f"traffic_percentage: {PREVIOUS_VERSION} is a rollback and takes 100 (the previous "
+                                  "production version back to all the traffic); for a canary share, promote that "
+                                  "version by its name (GET /models lists them)")
+        try:
+            answer = self.rollback(RollbackRequest(reason=request.reason), actor)
+        except AdminError as exc:
+            if exc.status == 409:
+                raise AdminError(409, f"{PREVIOUS_VERSION}: no previous production version to promote "
+                                      f"({exc.message})") from None
+            raise
+        return {"promoted": answer["production"], **answer}
 
     def rollback(self, request: RollbackRequest, actor: str) -> dict[str, Any]:
         with _registry_errors(), _database_errors():  # the rollback and its audit entry: one transaction

@@ -27,7 +27,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aicash.db.engine import engine_for
 from aicash.indicators import INDICATOR_COLUMNS, with_indicators
+from aicash.registry import list_models
+from aicash.registry.summary import trained_timeframe, version_summary
 from aicash.serving.freshness import FeatureAges, StaleFeaturesError
+from aicash.serving.outages import is_outage
 from aicash.serving.runtime import FeaturesUnavailableError, LoadedModel, NoModelLoadedError, NotFoundError, describe
 from aicash.serving.schemas import (
     EXAMPLE_INPUT,
@@ -38,11 +41,13 @@ from aicash.serving.schemas import (
     request_id_problem,
 )
 from aicash.settings import load_settings
+from aicash.training.artifact_files import read_metrics
 from aicash.training.artifacts import load_model
 from bentos.admin import VERSION_PATTERN, AdminError, AdminOps, PromoteRequest, RollbackRequest, TrainRequest
 from bentos.package import bundled_model
+from bentos.process_metrics import WorkerProcessMetrics
 from bentos.security import AdminAudit, SecurityMiddleware, actor_of
-from bentos.wiring import build_runtime, publish_keys, security_options, service_config
+from bentos.wiring import admin_engine, build_runtime, publish_keys, security_options, service_config
 
 log = logging.getLogger("aicash.service")
 
@@ -122,14 +127,19 @@ class SignalService:
         if not self.runtime.models and (bundled := bundled_model()) is not None:
             # the registry is unreachable: serve the model (and weights) the Bento carries
             log.warning("registry unavailable at start; serving the bundled model %s", bundled.version)
-            self.runtime.models = [LoadedModel(bundled.version, "bundled", 100.0, load_model(bundled.folder))]
+            self.runtime.models = [LoadedModel(bundled.version, "bundled", 100.0, load_model(bundled.folder),
+                                               timeframe=trained_timeframe(read_metrics(bundled.folder)))]
             if not self.runtime.weights:
                 self.runtime.weights = bundled.weights or {}
         publish_keys(settings)
-        self.admin = AdminOps(settings, engine_for(settings), after_change=self._reload_now)
+        # its own login (ADMIN_DATABASE_URL, in aicash_training): the service's may not write models or runs
+        self.admin = AdminOps(settings, admin_engine(settings), after_change=self._reload_now)
         self.started = time.time()
         self._feature_age_registry = CollectorRegistry(auto_describe=False)
         self._feature_age_registry.register(_FeatureAgeCollector(self.runtime.feature_ages))
+        # this worker's CPU, memory, files, GC and prediction-log backlog on /metrics
+        self.process_metrics = WorkerProcessMetrics(readings={"aicash_prediction_log_pending": (
+            "Predictions this worker has answered and not yet written to the database", self._log_pending)})
         # Warm up, then move everything alive now out of the collector's way (BentoML under load: GC pauses).
         gc.collect()
         gc.freeze()
@@ -139,6 +149,10 @@ class SignalService:
         that degrades the service (stale features, keys from the grace cache, the log queued) but keeps it ready;
         a replica started during one stays out of the load balancer until the database answers."""
         return bool(self.runtime.models) and self._features_reachable()
+
+    def _log_pending(self) -> float:
+        plog = self.runtime.prediction_log
+        return 0.0 if plog is None else float(plog.pending)
 
     def _features_reachable(self) -> bool:
         reachable = getattr(self.runtime.read_features, "reachable", None)
@@ -151,6 +165,7 @@ class SignalService:
 
     @bentoml.on_shutdown
     def flush_prediction_log(self) -> None:
+        self.process_metrics.stop()
         self.admin.close()
         self.runtime.close()
 
@@ -162,7 +177,7 @@ class SignalService:
     # -- POST: BentoML APIs ---------------------------------------------------------------------------------
     @bentoml.api(route="/predict", input_spec=PredictRequest)
     def predict(
-        self, symbol: str, indicators: Any, timeframe: str, request_id: str | None, ctx: bentoml.Context
+        self, symbol: str, indicators: Any, timeframe: str | None, request_id: str | None, ctx: bentoml.Context
     ) -> Prediction:
         """The frontend's prediction: signal, confidence, probabilities, model version, composite score."""
         with LATENCY.labels("/predict").time():
@@ -242,20 +257,39 @@ class SignalService:
             return {"weights": dict(self.runtime.weights)}
 
     @http_api.get("/models")
-    def models(self) -> dict[str, Any]:
-        """Loaded versions, their registry status and the traffic split."""
+    def models(self, limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
+        """`models`: the versions this replica serves and their traffic split. `versions`: the registered
+        versions, newest first (`?limit=N`), with status and traffic, evaluation metrics, the gate's decision and
+        reasons, the training data's range and creation time (null, with `registry_error`, while the registry is
+        unreachable)."""
         with LATENCY.labels("/models").time():
-            return describe(self.runtime)
+            answer = describe(self.runtime)
+            served = {version for version, _ in self.runtime.split()}
+            try:
+                records = list_models(self.admin.engine, limit=limit)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                return answer | {"versions": None, "registry_error": f"the model registry is unreachable "
+                                                                      f"({type(exc).__name__}): retry shortly"}
+            versions = [version_summary(r) | {"served_here": r.version in served} for r in records]
+            return answer | {"versions": versions}
 
     # -- admin: mounted FastAPI routes, admin keys only (bentos.security) ------------------------------------
-    @http_api.post("/train", status_code=202)
-    def train(self, request: Request, body: TrainRequest) -> Any:
-        """Start a training pipeline (KFP when KFP_HOST is set, else the local runner); returns the run id at once.
-        The body is required (`{}` means the defaults), so a stray empty POST never starts a run."""
+    @http_api.post("/train", status_code=202, responses={200: {"description": "Skipped: no new bar since the "
+                                                                   "production model's training data ended"}})
+    def train(self, request: Request, body: TrainRequest | None = None) -> Any:
+        """Start a training pipeline (KFP when KFP_HOST is set, else the local runner): 202 with the run id at once.
+        No body (and no Content-Type) means the defaults. Without `force_retrain`, a run with no new bar since the
+        production model's training data ended is skipped: 200 with the reason, recorded as `skipped`."""
+        if body is None and request.headers.get("content-type"):  # said JSON, sent nothing: a broken client
+            return JSONResponse({"error": "body: empty or null; send a JSON object ({} for the defaults), or no "
+                                          "body and no Content-Type"}, status_code=400)
         try:
-            return self.admin.train(body, actor_of(request.scope))
+            answer = self.admin.train(body or TrainRequest(), actor_of(request.scope))
         except AdminError as exc:
             return _admin_error(exc)
+        return JSONResponse(answer, status_code=200) if answer["status"] == "skipped" else answer
 
     @http_api.get("/training-status")
     def training_status(self, limit: int = Query(10, ge=1, le=100)) -> Any:
@@ -277,7 +311,9 @@ class SignalService:
     def promote_model(
         self, request: Request, body: PromoteRequest, version: str = Path(pattern=VERSION_PATTERN, max_length=64)
     ) -> Any:
-        """Give VERSION a traffic share: 100 production, 1-99 canary, 0 ends its canary; force needs a reason."""
+        """Give VERSION a traffic share: 100 production, 1-99 canary, 0 ends its canary; force needs a reason.
+        VERSION `previous-version` is the version that was production before the current one: with 100 it does
+        what POST /models/rollback does (409 saying why when there is none)."""
         try:
             return self.admin.promote(version, body, actor_of(request.scope))
         except AdminError as exc:

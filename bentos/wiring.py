@@ -1,5 +1,5 @@
 """Builds the service's parts from settings: the runtime over the registry, Feast and the database, and the
-BentoML service configuration (traffic, CORS, access log) tuned as measured on 2 cores (see the README)."""
+BentoML service configuration (traffic, CORS, access log) tuned as measured on 2 cores (see docs/serving.md)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from aicash.db.engine import engine_for, ready_engine
 from aicash.model_input import MODEL_NAME
 from aicash.registry import current_production, list_models, load_artifacts, store_for
+from aicash.registry.summary import trained_timeframe
 from aicash.serving.cache import TTLCache
 from aicash.serving.freshness import FeatureAgePolicy
 from aicash.serving.key_snapshot import KeySnapshot, publish_key_snapshot
@@ -87,7 +89,9 @@ class RegistryModels:
             record = records.get(version)
             status = record.status if record else "unknown"
             forced = record is not None and record.gate_passed is not True
-            models.append(LoadedModel(version, status, percent, self.loaded[version], forced=forced))
+            timeframe = trained_timeframe(record.metrics) if record is not None else None
+            models.append(LoadedModel(version, status, percent, self.loaded[version], forced=forced,
+                                      timeframe=timeframe))
         return models
 
 
@@ -143,6 +147,14 @@ class OnlineFeatureReader:
                                    event_timestamp=found.event_timestamp)
         self.recent.put(key, snapshot)
         return snapshot
+
+
+def admin_engine(settings: Settings) -> Engine:
+    """The admin operations' engine (`bentos.admin.AdminOps`): ADMIN_DATABASE_URL, a login in aicash_training that
+    may write models, training runs and their audit entries; the service's own (DATABASE_URL) when it is unset."""
+    if settings.admin_database_url is None:
+        return engine_for(settings)
+    return engine_for(settings.model_copy(update={"database_url": settings.admin_database_url}))
 
 
 def publish_keys(settings: Settings) -> None:

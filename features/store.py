@@ -7,6 +7,7 @@ Which configuration the store gets comes from `features.config`; the point-in-ti
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -96,13 +97,31 @@ def apply(settings: Settings) -> ApplyResult:
     store = get_store(settings)
     objects = build(settings).objects()
     stale = _stale_objects(store, {(type(o).__name__, o.name) for o in objects})
-    with quiet():
-        store.apply(objects, objects_to_delete=stale, partial=not stale)
+    if stale or not _all_registered(store, objects):  # unchanged: nothing to do, and no DDL (training may run it)
+        with quiet():
+            store.apply(objects, objects_to_delete=stale, partial=not stale)
     return ApplyResult(
         registry="sql (schema feast)" if config_name(settings) == "cluster" else str(store.config.registry.path),
         applied=[f"{type(o).__name__} {o.name}" for o in objects],
         removed=[f"{type(o).__name__} {o.name}" for o in stale],
     )
+
+
+def _all_registered(store: FeatureStore, objects: list) -> bool:  # type: ignore[type-arg]
+    """Every object registered exactly as defined, aside from what Feast adds to a feature view (materialization
+    intervals, entity columns inferred at apply). Feast's own apply would re-run its CREATE ... IF NOT EXISTS on the
+    online tables, which only their owner may."""
+    registered = {(type(o).__name__, o.name): o for o in [
+        *store.list_feature_services(), *store.list_feature_views(), *store.list_entities(),
+        *store.list_data_sources()]}
+    for defined in objects:
+        found = copy.copy(registered.get((type(defined).__name__, defined.name)))
+        if hasattr(found, "materialization_intervals"):
+            found.materialization_intervals = defined.materialization_intervals
+            found.entity_columns = found.entity_columns if defined.entity_columns else []
+        if found is None or found != defined:
+            return False
+    return True
 
 
 def _stale_objects(store: FeatureStore, defined: set[tuple[str, str]]) -> list:  # type: ignore[type-arg]

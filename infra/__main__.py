@@ -16,8 +16,10 @@ from infra.migrations import Migrations, MigrationsArgs
 from infra.monitoring import Monitoring, MonitoringArgs
 from infra.network_policies import NetworkPolicies, NetworkPoliciesArgs
 from infra.object_store import MINIO_PORT, ObjectStore, ObjectStoreArgs
+from infra.observability import Observability, ObservabilityArgs
 from infra.online_store import OnlineStore, OnlineStoreArgs
 from infra.platform_settings import PlatformSettings, PlatformSettingsArgs
+from infra.schedules import Schedules, SchedulesArgs
 
 cfg = load_config()
 on_aws = cfg.cloud == "aws"
@@ -76,6 +78,8 @@ settings = PlatformSettings(
     PlatformSettingsArgs(
         namespaces=(ns, kfp_ns),
         database_url=database.url,
+        database_logins=database.login_urls,  # each workload's own login (infra.database.LOGINS)
+        namespace_database_urls={kfp_ns: database.login_urls["TRAINING_DATABASE_URL"]},  # KFP's steps: training
         bucket=store.bucket,
         public_url=f"https://{cfg.host}",
         smtp_password=cfg.smtp_password,
@@ -125,6 +129,7 @@ NetworkPolicies(
         database_cidrs=tuple(cluster.database_cidrs),
         smtp_port=cfg.smtp.port,
         redis=online_store is not None,
+        prometheus_namespace=cfg.observability.namespace if cfg.observability.install else None,
     ),
     opts=in_cluster,
 )
@@ -158,6 +163,16 @@ Monitoring(
     ),
     opts=after_migrations,
 )
+Schedules(
+    "schedules",
+    SchedulesArgs(namespace=ns, image=cfg.image(cfg.platform_image), kfp_host=api_url(kfp_ns), config=cfg.schedules,
+                  source_password=cfg.ingest_source_password),
+    # the recurring run's Job talks to KFP and records it in training_runs: after both
+    opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[migrations, kfp]),
+)
+if cfg.observability.install:
+    Observability("observability", ObservabilityArgs(namespace=ns, image=cfg.image(cfg.platform_image),
+                                                     config=cfg.observability), opts=in_cluster)
 
 pulumi.export("namespace", ns)
 pulumi.export("image_tag", cfg.image_tag)

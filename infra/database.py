@@ -15,6 +15,8 @@ TLS are what stand between a pod and the database.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -29,6 +31,15 @@ from infra.config import Cloud, DatabaseConfig, Resources
 POSTGRES_PORT = 5432
 POSTGRES_UID = 999  # the postgres user of the official Debian image
 NAME = "postgres"
+# Each workload's own login (by the variable its URL travels in) and the role it is in (migration 0004_roles).
+# `aicash db grant-logins`, run by the migrations Job as the owner, creates them from these very URLs.
+LOGINS: dict[str, tuple[str, str]] = {
+    "SERVING_DATABASE_URL": ("aicash_inference", "aicash_serving"),  # the inference service
+    "ADMIN_DATABASE_URL": ("aicash_inference_admin", "aicash_training"),  # its admin operations
+    "TRAINING_DATABASE_URL": ("aicash_pipelines", "aicash_training"),  # KFP's training steps
+    "MONITORING_DATABASE_URL": ("aicash_monitor", "aicash_monitoring"),  # the monitoring CronJobs
+}
+LOGINS_SECRET = "aicash-database-logins"  # noqa: S105 - a Secret's name
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,18 @@ def database_url(user: str, password: str, host: str, port: int, name: str, sslm
     return f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{name}?sslmode={sslmode}"
 
 
+def login_password(owner_password: str, login: str) -> str:
+    """A login's password, derived from the owner's (aicash:dbPassword) by HMAC-SHA256: one per login, 64 hex
+    characters, and no login's password gives back the owner's or another login's. Rotating dbPassword rotates them
+    all (the migrations Job of the next `pulumi up` sets them again)."""
+    return hmac.new(owner_password.encode(), f"aicash-login:{login}".encode(), hashlib.sha256).hexdigest()
+
+
+def login_env(*pairs: tuple[str, str]) -> list[dict[str, object]]:
+    """Container `env` entries (variable, key of LOGINS_SECRET): a workload takes only its own login's URL."""
+    return [{"name": name, "valueFrom": {"secretKeyRef": {"name": LOGINS_SECRET, "key": key}}} for name, key in pairs]
+
+
 class Database(Component):
     """Outputs the connection parts; `url` is a secret."""
 
@@ -59,6 +82,7 @@ class Database(Component):
     username: str
     sslmode: str
     url: pulumi.Output[str]
+    login_urls: dict[str, pulumi.Output[str]]  # LOGINS' variable -> the login's URL (secret)
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aicash:database:Database", name, opts)
@@ -75,7 +99,16 @@ class Database(Component):
                 lambda parts: database_url(self.username, parts[1], parts[0], self.port, self.name, self.sslmode)
             )
         )
+        self.login_urls = {variable: self._login_url(login, args.password) for variable, (login, _) in LOGINS.items()}
         self.register_outputs({"host": self.host, "port": self.port, "name": self.name})
+
+    def _login_url(self, login: str, owner_password: pulumi.Output[str]) -> pulumi.Output[str]:
+        return pulumi.Output.secret(
+            pulumi.Output.all(self.host, owner_password).apply(
+                lambda parts: database_url(login, login_password(parts[1], login), parts[0], self.port, self.name,
+                                           self.sslmode)
+            )
+        )
 
     def _in_cluster(self, name: str, args: DatabaseArgs) -> pulumi.Output[str]:
         opts = self.child_opts()

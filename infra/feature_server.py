@@ -2,7 +2,8 @@
 
 It serves the `features` package installed in the image with the aicash wheel. `aicash features env` derives
 Feast's variables (registry URL, PostgreSQL host, user, password, sslmode, the cluster YAML file, the repository
-folder) from the platform's DATABASE_URL, so the server reads exactly the store the rest of the platform writes.
+folder) from DATABASE_URL, so the server reads exactly the store the rest of the platform writes. It logs in as
+the serving login (aicash_serving: it only reads the registry and the online store).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pulumi_kubernetes as k8s
 from infra import kube
 from infra.component import Component
 from infra.config import Resources
+from infra.database import login_env
 
 PORT = 6566
 NAME = "aicash-feature-server"
@@ -47,6 +49,7 @@ class FeatureServer(Component):
             command=["sh", "-c", SERVE],
             ports=[{"name": "http", "containerPort": PORT}],
             env_from=kube.platform_env(),
+            env=login_env(("DATABASE_URL", "SERVING_DATABASE_URL")),
             liveness=kube.tcp_probe("http"),
             readiness=kube.http_probe("/health", "http"),
             mounts=[kube.home_mount()],

@@ -14,6 +14,7 @@ import pulumi_kubernetes as k8s
 from infra import kube
 from infra.component import Component
 from infra.config import InferenceConfig, IngressConfig
+from infra.database import login_env
 
 PORT = 3000
 NAME = "aicash-inference"
@@ -28,6 +29,9 @@ class InferenceServiceArgs:
     host: str
     config: InferenceConfig = field(default_factory=InferenceConfig)
     ingress: IngressConfig = field(default_factory=IngressConfig)
+    # the service's own login (aicash_serving) and its admin operations' (aicash_training), over the owner's URL
+    database_env: list[kube.Obj] = field(default_factory=lambda: login_env(
+        ("DATABASE_URL", "SERVING_DATABASE_URL"), ("ADMIN_DATABASE_URL", "ADMIN_DATABASE_URL")))
 
 
 # What the Ingress routes: the frontend's and the admin API (each Prefix also covers /predict/batch and
@@ -59,6 +63,7 @@ class InferenceService(Component):
             args.image,
             cfg.resources,
             ports=[{"name": "http", "containerPort": PORT}],
+            env=args.database_env,
             env_from=kube.platform_env(),
             liveness={**kube.http_probe("/livez", "http", timeout=5, failures=3), "initialDelaySeconds": 10},
             readiness=kube.http_probe("/readyz", "http", period=5, timeout=3),

@@ -10,12 +10,14 @@ import re
 from typing import Any
 
 from infra.config import Resources
+from pipelines import platform_env
 
 PART_OF = "aicash"
 # Pods with this label may reach PostgreSQL, the object store and the feature server (NetworkPolicies).
 PLATFORM_CLIENT = "aicash.io/platform-client"
-SETTINGS_CONFIGMAP = "aicash-settings"
-SETTINGS_SECRET = "aicash-secrets"  # noqa: S105 - a Secret's name
+# The settings objects' names, shared with the KFP steps that name them (pipelines.platform_env).
+SETTINGS_CONFIGMAP = platform_env.SETTINGS_CONFIGMAP
+SETTINGS_SECRET = platform_env.SETTINGS_SECRET
 SERVICE_ACCOUNT = "aicash"
 PLATFORM_UID = 10001  # the `aicash` user of the platform image (infra/Dockerfile)
 AICASH_HOME = "/var/lib/aicash"  # an emptyDir: cluster mode keeps its state in PostgreSQL and S3

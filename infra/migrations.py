@@ -1,4 +1,5 @@
-"""`Migrations`: a Job that runs `aicash db upgrade` with the release's platform image.
+"""`Migrations`: a Job that runs `aicash db upgrade` with the release's platform image, as the owner, then
+`aicash db grant-logins`: each workload's login (URLs from Secret `aicash-database-logins`) in its role.
 
 The Job's name carries the image tag, so every release (and every rollback to an older tag) runs the
 migrations of its own code once. Pulumi waits for the Job to complete; the services depend on this
@@ -15,6 +16,7 @@ import pulumi_kubernetes as k8s
 from infra import kube
 from infra.component import Component
 from infra.config import Resources
+from infra.database import LOGINS, login_env
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,8 @@ class Migrations(Component):
             "db-upgrade",
             args.image,
             Resources("100m", "256Mi", "500m", "512Mi"),
-            command=["aicash", "db", "upgrade"],
+            command=["sh", "-c", "aicash db upgrade && aicash db grant-logins"],
+            env=login_env(*((variable, variable) for variable in LOGINS)),
             env_from=kube.platform_env(),
             mounts=[kube.home_mount()],
         )

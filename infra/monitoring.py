@@ -25,6 +25,7 @@ import pulumi_kubernetes as k8s
 from infra import kube
 from infra.component import Component
 from infra.config import MonitoringConfig, Resources
+from infra.database import login_env
 
 DRIFT_JOB = "aicash-drift-report"
 CHECK_JOB = "aicash-health-check"
@@ -34,6 +35,8 @@ ALERT_RULES = "aicash-alert-rules"
 ALERT_RULES_KEY = "alerts.yml"
 ALERT_RULES_FILE = Path(__file__).resolve().parent.parent / "monitoring" / "alerts.yml"
 NO_CANARY = "no canary is serving"  # `aicash monitor canary`'s message when there is nothing to judge
+# Every monitoring job logs in as the monitoring login (aicash_monitoring), not the owner.
+MONITORING_LOGIN = login_env(("DATABASE_URL", "MONITORING_DATABASE_URL"))
 
 
 @dataclass(frozen=True)
@@ -83,13 +86,15 @@ def jobs(args: MonitoringArgs) -> list[MonitoringJob]:
     return scheduled
 
 
-def cron_job_spec(job: MonitoringJob, image: str) -> kube.Obj:
-    """A CronJob that never overlaps itself and keeps a short history."""
+def cron_job_spec(job: MonitoringJob, image: str, env: list[kube.Obj] | None = None) -> kube.Obj:
+    """A CronJob that never overlaps itself and keeps a short history; `env` goes over the platform settings
+    (e.g. DATABASE_URL of the job's own login)."""
     step = kube.container(
         "job",
         image,
         Resources("250m", "512Mi", "1", "1536Mi"),
         command=job.command,
+        env=env,
         env_from=kube.platform_env(),
         mounts=[kube.home_mount()],
     )
@@ -123,7 +128,7 @@ class Monitoring(Component):
             k8s.batch.v1.CronJob(
                 f"{name}-{job.name}",
                 metadata=kube.meta(job.name, args.namespace, "monitoring", client=True),
-                spec=cron_job_spec(job, args.image),
+                spec=cron_job_spec(job, args.image, MONITORING_LOGIN),
                 opts=self.child_opts(),
             )
         # For a Prometheus that loads rule files: mount it into `rule_files`. Nothing in the cluster reads it

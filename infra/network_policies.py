@@ -1,7 +1,7 @@
 """`NetworkPolicies`: deny everything in the platform namespace, then open exactly what is needed.
 
-- Only the ingress controller reaches the inference service, and the alert-check job (to scrape /metrics;
-  a NetworkPolicy opens the port, not a path).
+- Only the ingress controller reaches the inference service, and the alert-check job and the monitoring stack's
+  Prometheus (to scrape /metrics; a NetworkPolicy opens the port, not a path).
 - Only platform workloads (label `aicash.io/platform-client`) and Kubeflow Pipelines reach PostgreSQL and
   the object store in the cluster (`local`), and Redis (Feast's online store, when it runs) on either cloud.
   On `aws` only platform workloads may open PostgreSQL's port, and
@@ -32,6 +32,8 @@ from infra.kubeflow import API_SERVICE as KFP_API
 from infra.monitoring import CHECK_JOB
 from infra.object_store import MINIO_PORT
 from infra.object_store import NAME as MINIO
+from infra.observability import EXPORTER as MONITOR_EXPORTER
+from infra.observability import EXPORTER_PORT as MONITOR_EXPORTER_PORT
 from infra.online_store import NAME as REDIS
 from infra.online_store import REDIS_PORT
 
@@ -50,6 +52,7 @@ class NetworkPoliciesArgs:
     database_cidrs: tuple[str, ...] = ()
     smtp_port: int = 587
     redis: bool = False  # Feast's online store runs in the namespace
+    prometheus_namespace: str | None = None  # the monitoring stack's, which scrapes every inference replica
 
 
 def _in_namespace(name: str) -> kube.Obj:
@@ -93,6 +96,15 @@ def policy_specs(args: NetworkPoliciesArgs) -> dict[str, kube.Obj]:
             "policyTypes": ["Ingress"],
             "ingress": [{"from": [_pods(kube.selector(CHECK_JOB))], "ports": _tcp(INFERENCE_PORT)}],
         },
+        **({"inference-from-prometheus": {
+            "podSelector": {"matchLabels": kube.selector(INFERENCE)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [_in_namespace(args.prometheus_namespace)], "ports": _tcp(INFERENCE_PORT)}],
+        }, "monitor-exporter-from-prometheus": {
+            "podSelector": {"matchLabels": kube.selector(MONITOR_EXPORTER)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [_in_namespace(args.prometheus_namespace)], "ports": _tcp(MONITOR_EXPORTER_PORT)}],
+        }} if args.prometheus_namespace else {}),
         "health-check-to-inference": {
             "podSelector": {"matchLabels": kube.selector(CHECK_JOB)},
             "policyTypes": ["Egress"],

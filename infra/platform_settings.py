@@ -1,8 +1,11 @@
 """`PlatformSettings`: the platform's environment, once per namespace that runs platform code.
 
 Every workload (the Bento service, the Feast server, the jobs and the KFP steps) reads the same ConfigMap
-and Secret through `envFrom`, so they all see one database and one bucket. Secret values only ever travel
+and Secret (through `envFrom`; the KFP steps key by key, the keys of `pipelines.platform_env`, which every
+namespace's objects must match), so they all see one database and one bucket. Secret values only ever travel
 as Pulumi secrets into the Kubernetes Secret; nothing secret is in the ConfigMap or in a pod spec.
+Each workload logs in to that database as its own login (Secret `aicash-database-logins`, one key per workload,
+taken with `secretKeyRef`; KFP's namespace gets the training login as its DATABASE_URL): docs/security.md.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from infra import kube
 from infra.component import Component
 from infra.config import PlatformSettings as SettingsValues
 from infra.config import SmtpConfig
+from infra.database import LOGINS_SECRET
+from pipelines import platform_env
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,11 @@ class PlatformSettingsArgs:
     kfp_host: str | None = None
     kfp_image: str | None = None
     redis_url: pulumi.Output[str] | None = None  # Feast's online store and the rate limits in Redis
+    # The workloads' own logins (`infra.database.LOGINS` variable -> URL): Secret `aicash-database-logins` in the
+    # first namespace, each workload taking its own key; and a namespace's DATABASE_URL where it is not the owner's
+    # (KFP's steps: the training login).
+    database_logins: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+    namespace_database_urls: dict[str, pulumi.Output[str]] = field(default_factory=dict)
 
 
 def plain_env(args: PlatformSettingsArgs) -> dict[str, pulumi.Input[str]]:
@@ -46,9 +56,7 @@ def plain_env(args: PlatformSettingsArgs) -> dict[str, pulumi.Input[str]]:
         "AICASH_HOME": kube.AICASH_HOME,
         "USE_S3_STORAGE": "true",
         "S3_BUCKET": args.bucket,
-        "MIN_TRAINING_SAMPLES": str(args.values.min_training_samples),
-        "MIN_ACCURACY": str(args.values.min_accuracy),
-        "MIN_WIN_RATE": str(args.values.min_win_rate),
+        **args.values.env(),  # gates, timeout, live targets, the service's limits and CORS: `aicash:settings`
         "INFERENCE_API_URL": args.public_url,
         "SMTP_HOST": args.smtp.host,
         "SMTP_PORT": str(args.smtp.port),
@@ -65,8 +73,6 @@ def plain_env(args: PlatformSettingsArgs) -> dict[str, pulumi.Input[str]]:
         env["KFP_HOST"] = args.kfp_host
     if args.kfp_image:
         env["KFP_IMAGE"] = args.kfp_image
-    if args.values.model_version:
-        env["MODEL_VERSION"] = args.values.model_version
     if args.s3_endpoint_url:
         env["S3_ENDPOINT_URL"] = args.s3_endpoint_url
     if args.aws_region:
@@ -74,10 +80,11 @@ def plain_env(args: PlatformSettingsArgs) -> dict[str, pulumi.Input[str]]:
     return env
 
 
-def secret_env(args: PlatformSettingsArgs) -> dict[str, pulumi.Input[str]]:
-    """The secret settings; static AWS keys only for MinIO (on AWS the IRSA role stands in)."""
+def secret_env(args: PlatformSettingsArgs, namespace: str | None = None) -> dict[str, pulumi.Input[str]]:
+    """The secret settings (of `namespace`: its DATABASE_URL may be a workload's login); static AWS keys only for
+    MinIO (on AWS the IRSA role stands in)."""
     env: dict[str, pulumi.Input[str]] = {
-        "DATABASE_URL": args.database_url,
+        "DATABASE_URL": args.namespace_database_urls.get(namespace or "", args.database_url),
         "SMTP_PASSWORD": args.smtp_password,
     }
     if args.redis_url is not None:
@@ -88,6 +95,19 @@ def secret_env(args: PlatformSettingsArgs) -> dict[str, pulumi.Input[str]]:
     return {key: pulumi.Output.secret(value) for key, value in env.items()}
 
 
+def check_step_keys(args: PlatformSettingsArgs, namespace: str) -> None:
+    """KFP's steps take the settings key by key (`pipelines.platform_env`), not the whole objects: a key rendered
+    here and not declared there would never reach them, and a declared required key missing would keep their pods
+    from starting. Refuse both before anything is created."""
+    problems = [f"ConfigMap {p}" for p in platform_env.undeclared(
+        list(plain_env(args)), platform_env.CONFIG_KEYS, platform_env.OPTIONAL_CONFIG_KEYS)]
+    problems += [f"Secret {p}" for p in platform_env.undeclared(
+        list(secret_env(args, namespace)), platform_env.SECRET_KEYS, platform_env.OPTIONAL_SECRET_KEYS)]
+    if problems:
+        raise ValueError(f"the settings of namespace {namespace} differ from what KFP's steps take "
+                         f"(pipelines/platform_env.py): {', '.join(problems)}")
+
+
 class PlatformSettings(Component):
     """A ServiceAccount, the settings ConfigMap and the settings Secret in each namespace."""
 
@@ -96,6 +116,7 @@ class PlatformSettings(Component):
         child = self.child_opts()
         annotations = {"eks.amazonaws.com/role-arn": args.role_arn} if args.role_arn is not None else {}
         for ns in args.namespaces:
+            check_step_keys(args, ns)
             k8s.core.v1.ServiceAccount(
                 f"{name}-{ns}-account",
                 metadata=kube.meta(kube.SERVICE_ACCOUNT, ns, "identity", annotations=annotations),
@@ -111,7 +132,15 @@ class PlatformSettings(Component):
                 f"{name}-{ns}-secret",
                 metadata=kube.meta(kube.SETTINGS_SECRET, ns, "settings"),
                 type="Opaque",
-                string_data=secret_env(args),
+                string_data=secret_env(args, ns),
+                opts=child,
+            )
+        if args.database_logins:
+            k8s.core.v1.Secret(
+                f"{name}-database-logins",
+                metadata=kube.meta(LOGINS_SECRET, args.namespaces[0], "settings"),
+                type="Opaque",
+                string_data={key: pulumi.Output.secret(url) for key, url in args.database_logins.items()},
                 opts=child,
             )
         self.register_outputs({"namespaces": list(args.namespaces)})

@@ -1,2 +1,3 @@
 """The monitoring tools' home: the Evidently drift report and the drift job (`aicash monitor drift`), and the
-Prometheus alert rules (`alerts.yml`) and cron schedule (`crontab`) the Pulumi program and the README use."""
+Prometheus alert rules (`alerts.yml`, `resource-alerts.yml`), the Grafana dashboard and the cron schedule (`crontab`)
+that the Pulumi program and docs/monitoring.md use."""

@@ -1,5 +1,8 @@
 """`aicash monitor drift` as a function: reference from the registry, window from the prediction log, Evidently
-report to disk (and S3), a row in `drift_reports`, retraining and mail when drift is detected."""
+report to disk (and S3), a row in `drift_reports`, retraining and mail when drift is detected.
+
+The mail attaches a plain `.html` that opens with one click: Evidently's report when it fits the mail's budget,
+else the reduced report (`summary.html`), saying so; the body gives where the full report is kept."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from aicash.monitoring.window import Window, load_predictions
 from aicash.registry import current_production, load_artifacts, store_for
 from aicash.settings import Settings
 from aicash.training.artifact_files import REFERENCE_FILE, MissingArtifactError, read_reference
-from monitoring.drift_report import run_drift
+from monitoring.drift_report import brief_report_html, run_drift
 
 
 class DriftJobInputError(ValueError):
@@ -37,6 +40,7 @@ class DriftRun:
     folder: Path
     s3_uri: str | None
     report_id: int
+    full_report: str  # where the full Evidently report is kept: its S3 URI in cluster mode, else its local path
     mailed: bool = False
     mail_note: str | None = None
     mail_error: str | None = None
@@ -92,12 +96,16 @@ def run_drift_job(
                        drift_share=drift_share, max_current_rows=max_current_rows,
                        metadata={"model_version": production.version, "window": str(window)})
     created = datetime.now(UTC)
-    folder = report_store.write_report(report_store.report_folder(settings, created), result.html,
-                                       result.snapshot_json, {"model_version": production.version,
-                                                              "window": str(window), **result.summary()})
+    folder = report_store.report_folder(settings, created)
+    full_report = report_store.report_location(settings, folder)
+    brief = brief_report_html(result, reference, current, metrics=metrics, model_version=production.version,
+                              window=str(window), full_report=full_report)
+    report_store.write_report(folder, result.html, result.snapshot_json,
+                              {"model_version": production.version, "window": str(window), **result.summary()},
+                              brief_html=brief)
     s3_uri = report_store.upload_report(settings, folder)
     run = DriftRun(result, production.version, window, folder, s3_uri,
-                   _record(engine, result, production.version, window, created, s3_uri or str(folder)))
+                   _record(engine, result, production.version, window, created, s3_uri or str(folder)), full_report)
     if result.detected and retrain:
         _retrain(engine, run, metrics, current, submit)
     if result.detected or email:
@@ -146,9 +154,9 @@ def _mail(engine: Engine, settings: Settings, run: DriftRun, smtp: mailer.SmtpCo
         except mailer.MailConfigError as exc:
             run.mail_note = f"not mailed: {exc}"
             return
-    attachment = mailer.report_attachment(run.result.html, f"drift-report-{run.folder.name}")
+    attachment = mail_attachment(run)
     if attachment is None:
-        run.notes.append("the report is too large to attach even gzipped: the mail links to it")
+        run.notes.append(f"neither report fits the mail's budget: the mail gives where it is ({run.full_report})")
     message = mailer.build_message(smtp, subject(run), summary_html(run, attachment), summary_text(run),
                                    [attachment] if attachment else [])
     run.message_bytes = len(message.as_bytes())
@@ -163,6 +171,33 @@ def _mail(engine: Engine, settings: Settings, run: DriftRun, smtp: mailer.SmtpCo
 
 
 # -- the mail ---------------------------------------------------------------------------------------------------
+FULL_STEM, BRIEF_STEM = "drift-report", "drift-summary"
+
+
+def mail_attachment(run: DriftRun, max_message_bytes: int | None = None) -> mailer.Attachment | None:
+    """Evidently's report as `drift-report-<stamp>.html` when it fits the mail's budget, else the reduced report
+    as `drift-summary-<stamp>.html`; None when neither fits."""
+    full = mailer.html_attachment(run.result.html, f"{FULL_STEM}-{run.folder.name}.html", max_message_bytes)
+    if full is not None:
+        return full
+    brief = (run.folder / report_store.BRIEF_FILE).read_text(encoding="utf-8")
+    return mailer.html_attachment(brief, f"{BRIEF_STEM}-{run.folder.name}.html", max_message_bytes)
+
+
+def _attached(run: DriftRun, attachment: mailer.Attachment | None) -> str:
+    """What the mail carries, and why, for its body."""
+    full_mb = len(run.result.html.encode("utf-8")) / 1e6
+    where = f"kept at {run.full_report}"
+    if attachment is None:
+        return (f"nothing is attached: the report is over the mail's budget of {mailer.MAX_MESSAGE_BYTES / 1e6:g} MB; "
+                f"the full Evidently report is {where}")
+    if attachment.filename.startswith(FULL_STEM):
+        return f"the full Evidently report is attached ({attachment.filename}, opens in a browser) and {where}"
+    return (f"attached: a summary report ({attachment.filename}, {len(attachment.content) / 1e3:.0f} kB: every "
+            f"column's test and distributions, opens in a browser). The full Evidently report ({full_mb:.1f} MB, "
+            f"its JavaScript inline) is over the mail's budget of {mailer.MAX_MESSAGE_BYTES / 1e6:g} MB; it is {where}")
+
+
 def subject(run: DriftRun) -> str:
     r = run.result
     if r.detected:
@@ -203,8 +238,6 @@ def summary_html(run: DriftRun, attachment: mailer.Attachment | None) -> str:
         extra.append(f"<li>Retraining submitted: run <code>{html.escape(run.retrain_run)}</code></li>")
     if run.retrain_error:
         extra.append(f"<li>Retraining NOT submitted: {html.escape(run.retrain_error)}</li>")
-    attached = ("the full Evidently report is attached" + (" gzipped: decompress it, then open it in a browser"
-                if attachment and attachment.filename.endswith(".gz") else "")) if attachment else "no attachment"
     return f"""<html><body style="font-family:sans-serif">
 <h2>{html.escape(r.headline().capitalize())}</h2>
 <ul>
@@ -215,7 +248,7 @@ def summary_html(run: DriftRun, attachment: mailer.Attachment | None) -> str:
 (measured {r.drifted_share:.0%}) or the predicted signal distribution drifts</li>
 <li>Drifted features (score; mean shift over the whole window, in reference standard deviations): {drifted}</li>
 {''.join(extra)}
-<li>Report: {html.escape(run.location)}; {attached}</li>
+<li>Report: {html.escape(_attached(run, attachment))}</li>
 </ul>
 <table border="1" cellpadding="4" cellspacing="0" style="border-collapse:collapse">
 <tr><th>column</th><th>drifted</th><th>score</th><th>threshold</th><th>mean shift (sd)</th><th>method</th></tr>
@@ -227,7 +260,7 @@ def summary_html(run: DriftRun, attachment: mailer.Attachment | None) -> str:
 def summary_text(run: DriftRun) -> str:
     r = run.result
     lines = [r.headline(), f"model: signal-lstm {run.model_version}", f"window: {run.window}",
-             f"predictions: {r.current_rows}", f"report: {run.location}", "", "drifted:"]
+             f"predictions: {r.current_rows}", f"full report: {run.full_report}", "", "drifted:"]
     lines += [f"  {c.describe()}" for c in r.drifted_features] or ["  none"]
     if r.signal is not None:
         lines.append(f"signal: {r.signal.describe()} drifted={r.signal.drifted}")

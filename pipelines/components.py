@@ -1,14 +1,40 @@
 """KFP v2 components, built for a given platform image: each moves artifacts in and out of a `pipelines.steps`
-function and nothing more. `make_components(image)` returns them; the pipelines call it at build time.
+function and nothing more. `make_components(image)` returns them; the pipelines call it at build time. Every task
+they make takes the platform's settings from KFP's namespace (`with_settings`), so no step can be left without them.
 
 (No `from __future__ import annotations` here: KFP reads the real annotation objects.)
 """
 
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import List, NamedTuple  # noqa: UP035 - KFP reads typing.List in artifact annotations
 
-from kfp import dsl
+from kfp import dsl, kubernetes
 from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+
+from pipelines import platform_env
+
+
+def with_settings(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """`task` with the settings ConfigMap and Secret of its namespace as environment variables, key by key
+    (`pipelines.platform_env`): in KFP's namespace DATABASE_URL is the training login. The stack-dependent keys are
+    optional; the others must be there or the step's pod does not start. KFP's local runner ignores all of it."""
+    pe = platform_env
+    for keys, optional in ((pe.CONFIG_KEYS, False), (pe.OPTIONAL_CONFIG_KEYS, True)):
+        kubernetes.use_config_map_as_env(task, config_map_name=pe.SETTINGS_CONFIGMAP,
+                                         config_map_key_to_env={key: key for key in keys}, optional=optional)
+    for keys, optional in ((pe.SECRET_KEYS, False), (pe.OPTIONAL_SECRET_KEYS, True)):
+        kubernetes.use_secret_as_env(task, secret_name=pe.SETTINGS_SECRET,
+                                     secret_key_to_env={key: key for key in keys}, optional=optional)
+    return task
+
+
+def _taking_settings(component: Callable[..., dsl.PipelineTask]) -> Callable[..., dsl.PipelineTask]:
+    def task(**arguments: object) -> dsl.PipelineTask:
+        return with_settings(component(**arguments))
+
+    task.__doc__ = component.__doc__
+    return task
 
 
 def make_components(image: str) -> SimpleNamespace:
@@ -105,7 +131,7 @@ def make_components(image: str) -> SimpleNamespace:
 
         return save_weights_if_better(json.loads(result_json))
 
-    return SimpleNamespace(**{c.name.replace("-", "_"): c for c in (
+    return SimpleNamespace(**{c.name.replace("-", "_"): _taking_settings(c) for c in (
         materialize_features, build_training_set, merge_training_sets, train, evaluate, gate, register,
         optimize_weights, save_weights,
     )})

@@ -12,12 +12,14 @@ NAME = "lstm-training"
 SERIES_PARALLELISM = 4
 
 
-def build(image: str):  # type: ignore[no-untyped-def]
-    """The pipeline function for the platform image `image`."""
+def build(image: str, timeout_seconds: int):  # type: ignore[no-untyped-def]
+    """The pipeline function for the platform image `image`; a run still going after `timeout_seconds`
+    (TRAINING_TIMEOUT_SECONDS) is stopped by KFP (its Argo workflow's activeDeadlineSeconds) and fails."""
     c = make_components(image)
 
     @dsl.pipeline(name=NAME, description="Train the signal LSTM, evaluate it walk-forward against baselines, "
-                                         "gate it and register it.")
+                                         "gate it and register it.",
+                  pipeline_config=dsl.PipelineConfig(active_deadline_seconds=timeout_seconds))
     def lstm_training(symbols: list = ["EURUSD"], timeframe: str = "1h", config_json: str = "{}") -> None:  # noqa: B006
         # Steps that read or change the database's current state must run every time, even with caching on.
         materialized = c.materialize_features(symbols=symbols, timeframe=timeframe).set_caching_options(False)

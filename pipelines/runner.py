@@ -22,7 +22,8 @@ from aicash.settings import Settings
 from pipelines import lstm_training, signal_weights
 
 DEFAULT_IMAGE: str = Settings.model_fields["kfp_image"].default  # KFP_IMAGE's default, the one place it is written
-PIPELINES: dict[str, Callable[[str], Any]] = {
+DEFAULT_TIMEOUT_SECONDS: int = Settings.model_fields["training_timeout_seconds"].default  # the setting's default
+PIPELINES: dict[str, Callable[[str, int], Any]] = {
     lstm_training.NAME: lstm_training.build,
     signal_weights.NAME: signal_weights.build,
 }
@@ -33,19 +34,21 @@ class UnknownPipelineError(ValueError):
     """No pipeline of that name."""
 
 
-def pipeline_fn(name: str, image: str = DEFAULT_IMAGE) -> Any:
+def pipeline_fn(name: str, image: str = DEFAULT_IMAGE, timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS) -> Any:
+    """Pipeline `name` for the platform image `image`; KFP stops a run of it after `timeout_seconds`."""
     if name not in PIPELINES:
         raise UnknownPipelineError(f"unknown pipeline {name!r}: use one of {', '.join(PIPELINES)}")
-    return PIPELINES[name](image)
+    return PIPELINES[name](image, timeout_seconds)
 
 
-def compile_all(out_dir: Path = COMPILED_DIR, image: str = DEFAULT_IMAGE) -> list[Path]:
+def compile_all(out_dir: Path = COMPILED_DIR, image: str = DEFAULT_IMAGE,
+                timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS) -> list[Path]:
     """The IR YAML of every pipeline, one file each (`<name>.yaml`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for name in PIPELINES:
         path = out_dir / f"{name}.yaml"
-        compiler.Compiler().compile(pipeline_fn(name, image), str(path))
+        compiler.Compiler().compile(pipeline_fn(name, image, timeout_seconds), str(path))
         paths.append(path)
     return paths
 
@@ -74,9 +77,9 @@ def _root_logger_kept() -> Iterator[None]:
         root.setLevel(level)
 
 
-def _package(name: str, image: str) -> str:
+def _package(name: str, image: str, timeout_seconds: int) -> str:
     path = Path(tempfile.mkdtemp(prefix="aicash-kfp-")) / f"{name}.yaml"
-    compiler.Compiler().compile(pipeline_fn(name, image), str(path))
+    compiler.Compiler().compile(pipeline_fn(name, image, timeout_seconds), str(path))
     return str(path)
 
 
@@ -87,23 +90,24 @@ def client(host: str) -> Any:
 
 
 def submit(name: str, host: str, arguments: dict[str, Any], image: str = DEFAULT_IMAGE,
-           experiment: str = "aicash") -> str:
-    """Create a run on the KFP server at `host`; returns the run id."""
+           experiment: str = "aicash", timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS) -> str:
+    """Create a run on the KFP server at `host`, stopped by KFP after `timeout_seconds`; returns the run id."""
     run = client(host).create_run_from_pipeline_package(
-        _package(name, image), arguments=arguments, experiment_name=experiment, enable_caching=True,
+        _package(name, image, timeout_seconds), arguments=arguments, experiment_name=experiment, enable_caching=True,
         run_name=f"{name}-{os.getpid()}",
     )
     return str(run.run_id)
 
 
 def schedule(name: str, host: str, cron: str, arguments: dict[str, Any], image: str = DEFAULT_IMAGE,
-             experiment: str = "aicash") -> str:
-    """Create a recurring run (KFP's six-field cron: seconds first); returns the recurring run id."""
+             experiment: str = "aicash", timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS) -> str:
+    """Create a recurring run (KFP's six-field cron: seconds first), each run stopped after `timeout_seconds`;
+    returns the recurring run id."""
     kfp_client = client(host)
     experiment_id = kfp_client.create_experiment(name=experiment).experiment_id
     job = kfp_client.create_recurring_run(
         experiment_id=experiment_id, job_name=f"{name}-schedule", cron_expression=cron,
-        pipeline_package_path=_package(name, image), params=arguments, enable_caching=True,
+        pipeline_package_path=_package(name, image, timeout_seconds), params=arguments, enable_caching=True,
     )
     return str(job.recurring_run_id)
 

@@ -13,6 +13,7 @@ others are written.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -36,6 +37,8 @@ STATUS_OF: dict[str, str | None] = {
     "SKIPPED": "skipped",
     "CANCELED": "cancelled",
 }
+# How Argo says a run was stopped at its deadline: the IR's activeDeadlineSeconds, from TRAINING_TIMEOUT_SECONDS.
+DEADLINE = re.compile(r"deadline|max duration", re.IGNORECASE)
 # Seconds for every read of one sync: kfp.Client sets no timeout on its HTTP calls (a hung API would hang the sync
 # and `monitor check` for good), and retries a failing /healthz 5 times, 5 s apart, when it connects.
 READ_DEADLINE = 60.0
@@ -100,7 +103,10 @@ def outcome_of(run: Any) -> KfpOutcome:
     error = _error_message(run)
     if status == "failed" and not error:
         error = f"KFP run {run.run_id} ended FAILED without an error message: its task logs are in KFP's UI"
+    elif status == "failed" and DEADLINE.search(error or ""):
+        error = f"timed out: stopped by KFP at its deadline (TRAINING_TIMEOUT_SECONDS): {error}"
     spec = run.pipeline_spec if isinstance(run.pipeline_spec, dict) else {}
+    spec = spec.get("pipeline_spec", spec)  # with a platform spec (the run's deadline) KFP nests the two
     config = run.runtime_config
     return KfpOutcome(
         kfp_run_id=str(run.run_id), state=state, status=status,

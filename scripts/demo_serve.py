@@ -44,11 +44,9 @@ def put_newest_in_production(engine) -> str:  # type: ignore[no-untyped-def]
         promote(engine, newest.version, 100, actor="demo")
         print(f"{newest.version} passed the gate and is now in production")
         return newest.version
-    print(f"\nThe gate REJECTED {newest.version}:")
-    for reason in newest.reasons:
-        print(f"  - {reason}")
-    print("The demo serves it anyway, under a FORCED promotion: the audit log, /models and every answer label it\n"
-          "'forced past the gate'; it is not approved.\n")
+    print(f"The gate REJECTED {newest.version} ({'; '.join(newest.reasons)}).\n"
+          "The demo serves it anyway, under a FORCED promotion: the audit log, /models and every answer label it\n"
+          "'forced past the gate'; it is not approved.")
     promote(engine, newest.version, 100, force=True, actor="demo",
             reason="demo: show the serving path with the candidate the gate rejected")
     return newest.version
@@ -58,7 +56,7 @@ def main() -> int:
     settings = load_settings()
     engine = engine_for(settings)
     version = put_newest_in_production(engine)
-    subprocess.run([str(Path(sys.executable).parent / "aicash"), "models", "show", version], check=True)  # noqa: S603
+    print(f"serving {version}; its model card: `aicash models show {version}`")
     key_name = f"demo-{int(time.time())}"
     key = create_key(engine, key_name, actor="demo")
     port = free_port()
@@ -79,7 +77,7 @@ def main() -> int:
             raise SystemExit("the service did not become ready within 120 s")
         print(f"POST {url}/predict {json.dumps(EXAMPLE_INPUT)}")
         answer = httpx.post(f"{url}/predict", json=EXAMPLE_INPUT, headers={"X-API-Key": key}, timeout=30)
-        print(f"-> {answer.status_code} {json.dumps(answer.json(), indent=2)}")
+        print(f"-> {answer.status_code} {json.dumps(answer.json())}")
         if answer.status_code == 200 and answer.json().get("stale"):
             print(f"stale: the features end at {answer.json()['features_as_of']}, the historical sample's last bar; "
                   "candles ingested and materialized every bar keep them fresh")

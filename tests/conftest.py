@@ -25,8 +25,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from aicash.cli.main import app
@@ -34,7 +33,7 @@ from aicash.db import migrate
 from aicash.db.engine import dispose_engines, make_engine
 from aicash.settings import Settings, load_settings
 from tests.support.net import free_port
-from tests.support.postgres import uses_postgres
+from tests.support.postgres import create_database, drop_database, uses_postgres
 from tests.support.service import Template, prepare_template
 from tests.support.templates import prepare_pg_template
 
@@ -71,17 +70,11 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture
 def fresh_postgres_db(postgres_url: str) -> Iterator[str]:
     """A new, empty database on the PostgreSQL server, dropped afterwards."""
-    name = f"aicash_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    url = create_database(postgres_url)
     try:
         yield url
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(url)
 
 
 @pytest.fixture(autouse=True)

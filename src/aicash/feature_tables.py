@@ -184,10 +184,10 @@ def write_offline_tables(engine: Engine, home: Path, series: list[SeriesFeatures
 def ensure_offline_tables(engine: Engine, home: Path) -> None:
     """Create empty offline tables when there are none yet, so Feast can apply definitions before any data."""
     if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {PG_SCHEMA}")
-            exists = conn.exec_driver_sql(f"SELECT to_regclass('{PG_SCHEMA}.{INDICATORS_TABLE}')").scalar()
-        if exists is None:
+        with engine.connect() as conn:  # `_write_pg` creates the schema when missing (no CREATE on it needed here)
+            schema = conn.exec_driver_sql(f"SELECT to_regnamespace('{PG_SCHEMA}')").scalar()
+            exists = schema and conn.exec_driver_sql(f"SELECT to_regclass('{PG_SCHEMA}.{INDICATORS_TABLE}')").scalar()
+        if not exists:
             _write_pg(engine, [])
     elif not all(path.is_file() for path in offline_paths(home)):
         _write_parquet(home, [])
@@ -278,12 +278,49 @@ def _binary_rows(s: SeriesFeatures) -> bytes:
     return records.tobytes()
 
 
+# Each table's columns as `format_type` gives them, in order: tables of another shape are re-created.
+_PG_SHAPE = {
+    INDICATORS_TABLE: [("symbol", "character varying(32)"), ("timeframe", "character varying(8)"),
+                       (TIMESTAMP_FIELD, "timestamp with time zone"),
+                       *((c, "double precision") for c in INDICATOR_COLUMNS)],
+    WINDOWS_TABLE: [("symbol", "character varying(32)"), ("timeframe", "character varying(8)"),
+                    (TIMESTAMP_FIELD, "timestamp with time zone"), (WINDOW_FIELD, "real[]")],
+}
+_PG_COLUMNS = f"""
+SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), pg_has_role(c.relowner, 'USAGE')
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = '{PG_SCHEMA}' AND c.relname IN ('{INDICATORS_TABLE}', '{WINDOWS_TABLE}')
+  AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY c.relname, a.attnum
+"""  # noqa: S608 - constants only
+
+
+def _pg_tables(conn: Connection) -> tuple[bool, bool]:
+    """(both offline tables exist with this version's columns, this login owns them)."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    owned = True
+    for table, column, kind, owner in conn.exec_driver_sql(_PG_COLUMNS):
+        found.setdefault(table, []).append((column, kind))
+        owned = owned and owner
+    return found == _PG_SHAPE, owned and bool(found)
+
+
 def _write_pg(engine: Engine, series: list[SeriesFeatures]) -> None:
+    """Replace both tables' rows in one transaction. When they exist with this version's columns: TRUNCATE, then
+    COPY (DML only, so a login in aicash_training may do it; the tables, their key and their owner stay). Otherwise
+    (none yet, or another shape) DROP and CREATE them, which only their owner may (`aicash features apply` as the
+    owner). ANALYZE is the owner's too (a non-owner's is skipped; autovacuum analyzes the new rows)."""
     with engine.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {PG_SCHEMA}")
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {PG_SCHEMA}.{INDICATORS_TABLE}, {PG_SCHEMA}.{WINDOWS_TABLE}")
-        conn.exec_driver_sql(_PG_INDICATORS_DDL)
-        conn.exec_driver_sql(_PG_WINDOWS_DDL)
+        current, owned = _pg_tables(conn)
+        if current:
+            conn.exec_driver_sql(f"TRUNCATE {PG_SCHEMA}.{INDICATORS_TABLE}, {PG_SCHEMA}.{WINDOWS_TABLE}")
+        else:
+            if conn.exec_driver_sql(f"SELECT to_regnamespace('{PG_SCHEMA}')").scalar() is None:
+                conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {PG_SCHEMA}")
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {PG_SCHEMA}.{INDICATORS_TABLE}, {PG_SCHEMA}.{WINDOWS_TABLE}")
+            conn.exec_driver_sql(_PG_INDICATORS_DDL)
+            conn.exec_driver_sql(_PG_WINDOWS_DDL)
+            owned = True
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         with cursor.copy(f"COPY {PG_SCHEMA}.{INDICATORS_TABLE} FROM STDIN WITH (FORMAT binary)") as copy:
             copy.write(_PG_COPY_HEADER)
@@ -301,5 +338,7 @@ def _write_pg(engine: Engine, series: list[SeriesFeatures]) -> None:
                 windows,
             )
         cursor.close()
-        conn.exec_driver_sql(_PG_INDICATORS_KEY)
-        conn.exec_driver_sql(f"ANALYZE {PG_SCHEMA}.{INDICATORS_TABLE}")
+        if not current:
+            conn.exec_driver_sql(_PG_INDICATORS_KEY)
+        if owned:
+            conn.exec_driver_sql(f"ANALYZE {PG_SCHEMA}.{INDICATORS_TABLE}")

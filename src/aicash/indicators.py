@@ -1,41 +1,20 @@
 """Technical indicators over OHLCV candles, computed by TA-Lib, vectorised over a whole symbol.
 
-`INDICATOR_COLUMNS` is the one list of feature names: the feature store, the model, the API schema and the
-drift report all import it. The names follow the frontend's payload (`rsi_value`, `adx_value`, `ema_12`, ...).
+`INDICATOR_COLUMNS` (defined in `aicash.feature_names`, re-exported here) is the one list of feature names: the
+feature store, the model, the API schema and the drift report all import it. The names follow the frontend's
+payload (`rsi_value`, `adx_value`, `ema_12`, ...).
 Every value at bar t depends only on bars up to t (TA-Lib runs its recursions forward from the first bar),
 so appending later bars never changes an earlier value.
 """
 
 from __future__ import annotations
 
-from types import MappingProxyType
-
 import numpy as np
 import pandas as pd
 import talib
 
-INDICATOR_DESCRIPTIONS = MappingProxyType(
-    {
-        "rsi_value": "Relative Strength Index, 14 bars (0-100)",
-        "adx_value": "Average Directional Index, 14 bars (0-100)",
-        "ema_12": "Exponential moving average of close, 12 bars",
-        "ema_26": "Exponential moving average of close, 26 bars",
-        "ema_50": "Exponential moving average of close, 50 bars",
-        "macd_line": "MACD line (EMA 12 - EMA 26)",
-        "macd_signal": "MACD signal line (EMA 9 of the MACD line)",
-        "macd_histogram": "MACD line - signal line",
-        "bb_upper": "Bollinger upper band (20 bars, 2 standard deviations)",
-        "bb_lower": "Bollinger lower band (20 bars, 2 standard deviations)",
-        "bb_percent_b": "Position of close within the Bollinger bands (0 = lower, 1 = upper)",
-        "atr_value": "Average True Range, 14 bars",
-        "stoch_k": "Stochastic %K (14, 3)",
-        "stoch_d": "Stochastic %D (3-bar mean of %K)",
-        "log_return": "Log return of close over one bar",
-        "volatility_20": "Standard deviation of log returns over 20 bars",
-    }
-)
-INDICATOR_COLUMNS: tuple[str, ...] = tuple(INDICATOR_DESCRIPTIONS)
-OHLCV_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
+from aicash.feature_names import INDICATOR_COLUMNS, INDICATOR_DESCRIPTIONS, OHLCV_COLUMNS  # noqa: F401 - re-exported
+
 # Bars before every indicator is defined (EMA 50 needs 50 closes; the rest need fewer).
 WARMUP_BARS = 50
 VOLATILITY_WINDOW = 20

@@ -3,7 +3,7 @@ window view, the trainer and the inference service."""
 
 from __future__ import annotations
 
-from aicash.indicators import INDICATOR_COLUMNS
+from aicash.feature_names import INDICATOR_COLUMNS
 
 MODEL_FEATURES: tuple[str, ...] = INDICATOR_COLUMNS
 WINDOW_BARS = 64  # bars of history per prediction (the LSTM's sequence length)

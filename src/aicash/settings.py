@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = Field(
         default=None, description="SQLAlchemy URL; unset means SQLite under AICASH_HOME."
     )
+    admin_database_url: SecretStr | None = Field(
+        default=None, description="The inference service's admin operations (POST /train, promote, rollback) connect "
+        "with it: a login in aicash_training, since the service's own (DATABASE_URL, in aicash_serving) may not write "
+        "models or training runs. Unset: DATABASE_URL."
+    )
     use_s3_storage: bool = Field(default=False, description="Store artifacts in S3 instead of AICASH_HOME.")
     s3_bucket: str = Field(default="aicash-models", description="Bucket for models and artifacts.")
     s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint (MinIO, moto).")
@@ -39,6 +44,14 @@ class Settings(BaseSettings):
     min_training_samples: int = Field(default=100, ge=1, description="Gate: fewest training samples.")
     min_accuracy: float = Field(default=0.55, ge=0.0, le=1.0, description="Gate: lowest out-of-sample accuracy.")
     min_win_rate: float = Field(default=0.45, ge=0.0, le=1.0, description="Gate: lowest win rate of traded signals.")
+    min_live_win_rate: float = Field(
+        default=0.55, ge=0.0, le=1.0, description="Alert: lowest live win rate of a serving version's trades "
+        "(the guide's trading target, > 55 %)."
+    )
+    min_live_confidence: float = Field(
+        default=0.70, ge=0.0, le=1.0, description="Alert: lowest average confidence of a serving version's live "
+        "decisions (the guide's target, > 70 %)."
+    )
     ml_api_url: str | None = Field(default=None, description="Deprecated: read by nothing; accepted with a warning.")
     training_api_url: str | None = Field(
         default=None, description="Deprecated: read by nothing; accepted with a warning."
@@ -62,6 +75,10 @@ class Settings(BaseSettings):
         default=None, description="KFP API endpoint; when set, POST /train submits there instead of running locally."
     )
     kfp_image: str = Field(default="aicash-platform:0.1.0", description="Platform image of KFP-submitted runs.")
+    training_timeout_seconds: int = Field(
+        default=7200, ge=1, description="A training run still going after this long is stopped and recorded failed "
+        "(the guide's < 2 hours): the local runner's child process is killed, a KFP run gets it as its deadline."
+    )
 
     # Inference service
     rate_limit_per_minute: int = Field(
@@ -124,7 +141,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not an http(s) URL; use e.g. http://host:3000")
         return value.strip()
 
-    @field_validator("database_url")
+    @field_validator("database_url", "admin_database_url")
     @classmethod
     def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
@@ -197,6 +214,13 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.aicash_home / 'aicash.db'}"
 
     @property
+    def admin_sqlalchemy_url(self) -> str:
+        """The admin operations' database URL: ADMIN_DATABASE_URL, or the one in force (`sqlalchemy_url`)."""
+        if self.admin_database_url is not None:
+            return self.admin_database_url.get_secret_value()
+        return self.sqlalchemy_url
+
+    @property
     def database_backend(self) -> str:
         return make_url(self.sqlalchemy_url).get_backend_name()
 
@@ -207,6 +231,8 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if name == "database_url":
                 value = make_url(self.sqlalchemy_url).render_as_string(hide_password=True)
+            elif name == "admin_database_url" and self.admin_database_url is not None:
+                value = make_url(self.admin_sqlalchemy_url).render_as_string(hide_password=True)
             elif name == "redis_url" and self.redis_url is not None:
                 value = make_url(self.redis_url.get_secret_value()).render_as_string(hide_password=True)
             elif isinstance(value, SecretStr):
@@ -216,7 +242,7 @@ class Settings(BaseSettings):
 
 
 DEPRECATED = frozenset({"ml_api_url", "training_api_url"})  # accepted, with a warning, since users may set them
-_SECRET_NAMES = {"DATABASE_URL", "SMTP_PASSWORD", "REDIS_URL"}
+_SECRET_NAMES = {"DATABASE_URL", "ADMIN_DATABASE_URL", "SMTP_PASSWORD", "REDIS_URL"}
 
 
 def load_settings(**overrides: object) -> Settings:

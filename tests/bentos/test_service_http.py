@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -180,6 +181,22 @@ def test_metrics_count_predictions_by_signal_and_version_cache_hits_and_refusals
     predicted = (_total(after, "aicash_request_latency_seconds_count", endpoint="/predict")
                  - _total(before, "aicash_request_latency_seconds_count", endpoint="/predict"))
     assert predicted == 13
+
+
+def test_each_worker_exports_its_process_metrics(service) -> None:  # type: ignore[no-untyped-def]
+    """prometheus-client's process and GC metrics, per live worker (label pid): the pid is a running process of
+    the service and its resident memory is that process's own."""
+    samples = _samples(service)
+    rss = {dict(labels)["pid"]: value for (name, labels), value in samples.items()
+           if name == "process_resident_memory_bytes"}
+    assert rss, "no process_resident_memory_bytes on /metrics"
+    for pid, value in rss.items():
+        status = Path(f"/proc/{pid}/status").read_text()
+        resident = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) * 1024
+        assert 0.5 * resident < value < 2 * resident, (pid, value, resident)  # sampled every 5 s: close, not equal
+    for name in ("process_cpu_seconds_total", "process_open_fds", "process_start_time_seconds",
+                 "python_gc_collections_total"):
+        assert {dict(labels)["pid"] for (n, labels) in samples if n == name} == set(rss), name
 
 
 def test_models_weights_health_and_openapi(service) -> None:  # type: ignore[no-untyped-def]

@@ -75,3 +75,37 @@ def test_empty_and_inverted_ranges_are_refused(engine: Engine, candles: dict[str
 def test_no_candles_at_all_is_a_clear_error(engine: Engine) -> None:
     with pytest.raises(FeatureInputError, match="no candles yet"):
         candle_span(engine)
+
+
+def _oids(engine: Engine) -> tuple[int, int]:
+    with engine.connect() as conn:
+        return tuple(conn.exec_driver_sql(  # type: ignore[return-value]
+            f"SELECT '{PG_SCHEMA}.{INDICATORS_TABLE}'::regclass::oid, '{PG_SCHEMA}.{WINDOWS_TABLE}'::regclass::oid"
+        ).one())
+
+
+# PostgreSQL only: SQLite's offline tables are Parquet files, replaced whole.
+@pytest.mark.parametrize("db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+def test_a_rewrite_keeps_the_tables_and_another_shape_recreates_them(
+    engine: Engine, settings: Settings, candles: dict[str, pd.DataFrame]
+) -> None:
+    """PostgreSQL: rows are replaced in the same tables (TRUNCATE + COPY: DML a non-owner may do), the key kept; a
+    table whose columns changed is dropped and created again (the owner's job)."""
+    series = series_features(engine)
+    first = write_offline_tables(engine, settings.aicash_home, series)
+    before = _oids(engine)
+    again = write_offline_tables(engine, settings.aicash_home, series)
+    assert _oids(engine) == before and again == first
+    indicators, _ = _offline_frames(engine, settings)
+    assert len(indicators) == first.rows  # replaced, not appended
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"ALTER TABLE {PG_SCHEMA}.{WINDOWS_TABLE} DROP COLUMN {WINDOW_FIELD}")
+    write_offline_tables(engine, settings.aicash_home, series)
+    assert _oids(engine)[1] != before[1]
+    _, windows = _offline_frames(engine, settings)
+    assert WINDOW_FIELD in windows.columns and len(windows) == first.windows
+    with engine.connect() as conn:
+        keys = conn.exec_driver_sql(f"SELECT count(*) FROM pg_constraint WHERE contype = 'p' AND conrelid IN "
+                                    f"('{PG_SCHEMA}.{INDICATORS_TABLE}'::regclass, "
+                                    f"'{PG_SCHEMA}.{WINDOWS_TABLE}'::regclass)").scalar()
+    assert keys == 2

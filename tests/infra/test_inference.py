@@ -98,7 +98,8 @@ def test_migrations_run_after_the_database_and_settings(program: Any, stack: str
     assert ("database-rds" if stack == "prod" else "database-statefulset") in deps
     job = next(o for o in manifests(program) if o["kind"] == "Job" and "db-upgrade" in o["metadata"]["name"])
     [step] = pod_spec(job)["containers"]
-    assert step["command"] == ["aicash", "db", "upgrade"] and pod_spec(job)["restartPolicy"] == "Never"
+    assert step["command"] == ["sh", "-c", "aicash db upgrade && aicash db grant-logins"]  # as the owner
+    assert pod_spec(job)["restartPolicy"] == "Never"
 
 
 def test_ingress_routes_the_api_but_not_metrics_or_probes(objects: list[dict[str, Any]], stack: str) -> None:

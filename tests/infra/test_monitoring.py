@@ -99,7 +99,8 @@ def test_alert_rules_are_deployed_as_written(objects: list[dict[str, Any]]) -> N
     assert data["alerts.yml"] == rules_yaml()  # the same rules `aicash monitor check` evaluates
     rules = [rule["alert"] for group in yaml.safe_load(data["alerts.yml"])["groups"] for rule in group["rules"]]
     assert set(rules) == {"AicashPredictLatencyHigh", "AicashDriftDetected", "AicashTrainingFailed",
-                          "AicashLiveAccuracyLow", "AicashFeaturesStale"}  # fmt: skip
+                          "AicashLiveAccuracyLow", "AicashFeaturesStale", "AicashDatabaseUnreachable",
+                          "AicashLiveWinRateLow", "AicashLiveConfidenceLow"}  # fmt: skip
 
 
 def test_kfp_runs_are_synced_on_their_schedule_from_the_in_cluster_api(objects: list[dict[str, Any]],

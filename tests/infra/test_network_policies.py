@@ -1,4 +1,5 @@
-"""NetworkPolicies: default deny; only the ingress controller (and the alert check's scrape) reach the service;
+"""NetworkPolicies: default deny; only the ingress controller (and the alert check's and Prometheus' scrapes) reach
+the service;
 only platform workloads (and KFP) reach PostgreSQL and the object store; on AWS only the database subnets."""
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ DEV = NetworkPoliciesArgs("aicash", "kubeflow", "ingress-nginx", in_cluster_data
 PROD = NetworkPoliciesArgs("aicash", "kubeflow", "ingress-nginx", in_cluster_data=False, database_cidrs=DB_SUBNETS)
 INGRESS_NGINX = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
 HEALTH_CHECK = {"podSelector": {"matchLabels": kube.selector("aicash-health-check")}}
+PROMETHEUS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
 
 
 def _sources(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -45,7 +47,7 @@ def test_everything_is_denied_by_default(objects: list[dict[str, Any]]) -> None:
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
 
 
-def test_only_the_ingress_controller_and_the_alert_check_reach_the_inference_service(
+def test_only_the_ingress_controller_the_alert_check_and_prometheus_reach_the_inference_service(
     objects: list[dict[str, Any]],
 ) -> None:
     inference = _pod_labels(find(objects, "Deployment", "aicash-inference", "aicash"))
@@ -56,7 +58,8 @@ def test_only_the_ingress_controller_and_the_alert_check_reach_the_inference_ser
         for rule in spec.get("ingress", [])
         for source in rule["from"]
     ]
-    assert sorted(admitted, key=str) == sorted([(INGRESS_NGINX, (3000,)), (HEALTH_CHECK, (3000,))], key=str)
+    expected = [(INGRESS_NGINX, (3000,)), (HEALTH_CHECK, (3000,)), (PROMETHEUS, (3000,))]
+    assert sorted(admitted, key=str) == sorted(expected, key=str)
     check = _pod_labels(find(objects, "CronJob", "aicash-health-check", "aicash"))
     assert _selects(HEALTH_CHECK["podSelector"], check)
     others = [o for o in objects if pod_spec(o) is not None and o["metadata"]["name"] != "aicash-health-check"]
@@ -185,7 +188,11 @@ def test_client_label_marks_exactly_the_platform_workloads(objects: list[dict[st
         if pod_spec(o) is not None and o["metadata"].get("labels", {}).get(kube.PLATFORM_CLIENT) == "true"
     }
     expected = {"aicash-inference", "aicash-feature-server", "aicash-drift-report", "aicash-health-check",
-                "aicash-canary-judge", "aicash-kfp-sync", "aicash-db-upgrade-0-1-0"}  # fmt: skip
+                "aicash-canary-judge", "aicash-kfp-sync", "aicash-db-upgrade-0-1-0",
+                "aicash-monitor-exporter"}  # fmt: skip
+    # the schedules (infra/schedules.py): two CronJobs and the Job reconciling KFP's recurring training run
+    expected |= {"aicash-ingest", "aicash-signal-weights"}
+    expected |= {n for n in labelled if n.startswith("aicash-training-schedule-")}
     if stack == "dev":
         expected.add("minio-bucket-aicash-dev-models")
         for server in ("postgres", "minio"):

@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from infra import kube
+from infra.database import LOGINS, login_password
 from infra.policy.rules import pod_spec
 from infra.render import manifests, run_program
 from tests.support.infra import SECRETS, find
@@ -34,8 +35,16 @@ def _env(objs: list[dict[str, Any]], namespace: str, container: dict[str, Any]) 
             obj = find(objs, "Secret", source["secretRef"]["name"], namespace)
         env.update(obj.get("data") or obj.get("stringData") or {})
     for entry in container.get("env", []):
-        env[entry["name"]] = entry.get("value", "")
+        ref = entry.get("valueFrom", {}).get("secretKeyRef")
+        value = find(objs, "Secret", ref["name"], namespace)["stringData"][ref["key"]] if ref else entry.get("value")
+        env[entry["name"]] = value or ""
     return env
+
+
+# Who each workload logs in as (infra.database.LOGINS): its own login, the owner only where DDL is done.
+LOGIN_OF = {"aicash-inference": "aicash_inference", "aicash-feature-server": "aicash_inference",
+            "aicash-drift-report": "aicash_monitor", "aicash-health-check": "aicash_monitor",
+            "aicash-canary-judge": "aicash_monitor", "aicash-db-upgrade": "aicash"}
 
 
 def _workloads(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -48,14 +57,18 @@ def test_every_platform_workload_sees_the_same_database_and_bucket(objects: list
     for obj in _workloads(objects):
         for container in pod_spec(obj)["containers"]:
             env = _env(objects, "aicash", container)
-            seen.add((env["DATABASE_URL"], env["S3_BUCKET"], env["USE_S3_STORAGE"], env.get("S3_ENDPOINT_URL")))
+            parts = urlsplit(env["DATABASE_URL"])
+            login = next(u for prefix, u in LOGIN_OF.items() if obj["metadata"]["name"].startswith(prefix))
+            assert parts.username == login, obj["metadata"]["name"]
+            owner = SECRETS["dbPassword"]
+            assert unquote(parts.password or "") == (owner if login == "aicash" else login_password(owner, login))
+            seen.add((parts.hostname, parts.port, parts.path, parts.query, env["S3_BUCKET"], env["USE_S3_STORAGE"],
+                      env.get("S3_ENDPOINT_URL")))
     assert len(seen) == 1
-    url, bucket, use_s3, endpoint = seen.pop()
+    *_, query, bucket, use_s3, endpoint = seen.pop()
     assert use_s3 == "true"
     assert bucket == {"dev": "aicash-dev-models", "prod": "aicash-prod-models"}[stack]
-    parts = urlsplit(url)
-    assert unquote(parts.password or "") == SECRETS["dbPassword"]
-    assert parts.query == {"dev": "sslmode=disable", "prod": "sslmode=require"}[stack]
+    assert query == {"dev": "sslmode=disable", "prod": "sslmode=require"}[stack]
     assert (endpoint is None) == (stack == "prod")  # boto3 finds AWS itself; MinIO needs the endpoint
 
 
@@ -86,7 +99,11 @@ def test_kfp_steps_get_the_same_settings_as_the_platform(objects: list[dict[str,
         name = kube.SETTINGS_CONFIGMAP if kind == "ConfigMap" else kube.SETTINGS_SECRET
         ours, kfps = (find(objects, kind, name, ns) for ns in ("aicash", "kubeflow"))
         key = "data" if kind == "ConfigMap" else "stringData"
-        assert ours[key] == kfps[key]
+        own_login = {"DATABASE_URL"}  # KFP's steps log in as the training login, not the owner
+        assert {k: v for k, v in ours[key].items() if k not in own_login} == {
+            k: v for k, v in kfps[key].items() if k not in own_login}
+    kfp_url = urlsplit(find(objects, "Secret", kube.SETTINGS_SECRET, "kubeflow")["stringData"]["DATABASE_URL"])
+    assert kfp_url.username == LOGINS["TRAINING_DATABASE_URL"][0]
 
 
 def test_upstream_database_and_namespace_are_dropped_and_the_rest_labelled(objects: list[dict[str, Any]]) -> None:
@@ -112,7 +129,8 @@ def test_irsa_replaces_static_keys_on_aws(objects: list[dict[str, Any]], stack: 
 
 
 def test_secrets_reach_pods_only_through_secret_objects(objects: list[dict[str, Any]]) -> None:
-    secret_values = set(SECRETS.values())
+    logins = {login_password(SECRETS["dbPassword"], login) for login, _ in LOGINS.values()}
+    secret_values = set(SECRETS.values()) | logins
     for obj in objects:
         if obj["kind"] == "Secret":
             continue
@@ -121,7 +139,9 @@ def test_secrets_reach_pods_only_through_secret_objects(objects: list[dict[str, 
     for obj in _workloads(objects):
         for container in pod_spec(obj)["containers"]:
             assert {"secretRef": {"name": kube.SETTINGS_SECRET}} in container["envFrom"]
-            assert not any(e["name"] in {"DATABASE_URL", "SMTP_PASSWORD"} for e in container.get("env", []))
+            # a workload's own login comes from a Secret too (secretKeyRef), never as a value
+            assert not any(e["name"] in {"DATABASE_URL", "ADMIN_DATABASE_URL", "SMTP_PASSWORD"} and "value" in e
+                           for e in container.get("env", []))
 
 
 @pytest.mark.parametrize("name", ["SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_STARTTLS", "ALERT_EMAIL_FROM",

@@ -39,7 +39,7 @@ def test_each_rule_is_complete_and_uses_exported_metrics() -> None:
     rules = document["groups"][0]["rules"]
     assert [r["alert"] for r in rules] == [
         "AicashPredictLatencyHigh", "AicashDriftDetected", "AicashTrainingFailed", "AicashLiveAccuracyLow",
-        "AicashFeaturesStale"]
+        "AicashFeaturesStale", "AicashDatabaseUnreachable", "AicashLiveWinRateLow", "AicashLiveConfidenceLow"]
     service_source = (ROOT / "bentos" / "service.py").read_text()
     for rule in rules:
         assert set(rule) == {"alert", "expr", "for", "labels", "annotations"}
@@ -232,6 +232,44 @@ def test_live_accuracy_rule(engine, production, correct: int, wrong: int, fires:
         assert "not judged" in state.detail
 
 
+@pytest.mark.parametrize(("trades", "wins", "fires"), [(120, 50, True), (120, 80, False), (20, 0, False)])
+def test_live_win_rate_rule(engine, production, trades: int, wins: int, fires: bool) -> None:  # type: ignore[no-untyped-def]
+    """Below MIN_LIVE_WIN_RATE (0.55, the guide's target) over at least 30 trades fires; fewer are not judged."""
+    log_outcomes(engine, production, correct=trades // 2, wrong=trades - trades // 2, wins=wins, confidence=0.8,
+                 start=datetime.now(UTC) - timedelta(days=2))
+    states = _states(engine)
+    state = states["AicashLiveWinRateLow"]
+    assert state.firing is fires, state.detail
+    assert ("not judged" in state.detail) is (trades < alerts.MIN_LIVE_TRADES)
+    assert "MIN_LIVE_WIN_RATE 0.550" in state.detail
+    assert not states["AicashLiveConfidenceLow"].firing
+
+
+@pytest.mark.parametrize(("decisions", "confidence", "minimum", "fires"),
+                         [(120, 0.6, None, True), (120, 0.8, None, False), (50, 0.3, None, False),
+                          (120, 0.6, "0.5", False)])
+def test_live_confidence_rule(engine, production, monkeypatch, decisions: int, confidence: float,  # type: ignore[no-untyped-def]
+                              minimum: str | None, fires: bool) -> None:
+    """An average confidence below MIN_LIVE_CONFIDENCE (0.70, the guide's target) over at least 100 decisions fires;
+    the setting moves the line."""
+    if minimum is not None:
+        monkeypatch.setenv("MIN_LIVE_CONFIDENCE", minimum)
+    log_outcomes(engine, production, correct=decisions, wrong=0, confidence=confidence,
+                 start=datetime.now(UTC) - timedelta(days=2))
+    state = _states(engine)["AicashLiveConfidenceLow"]
+    assert state.firing is fires, state.detail
+    if decisions < alerts.MIN_LIVE_DECISIONS:
+        assert "not judged" in state.detail
+    else:
+        assert f"average confidence {confidence:.3f} over {decisions} decisions" in state.detail
+
+
+def test_live_rules_are_quiet_without_a_serving_model(engine) -> None:  # type: ignore[no-untyped-def]
+    states = _states(engine)
+    for rule in ("AicashLiveWinRateLow", "AicashLiveConfidenceLow"):
+        assert not states[rule].firing and states[rule].detail == "no model is serving"
+
+
 def test_check_mails_what_fires_and_exports_gauges(cli, engine, production, mail_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
     _run(engine, "failed", datetime.now(UTC) - timedelta(minutes=10), "disk full")
     log_outcomes(engine, production, correct=30, wrong=90, start=datetime.now(UTC) - timedelta(days=1))
@@ -241,7 +279,8 @@ def test_check_mails_what_fires_and_exports_gauges(cli, engine, production, mail
 
     assert result.exit_code == 1, result.output
     assert [m["Subject"] for m in mail_env.messages] == [
-        "[aicash] 2 alerts firing: AicashTrainingFailed, AicashLiveAccuracyLow"]
+        "[aicash] 4 alerts firing: AicashTrainingFailed, AicashLiveAccuracyLow, AicashLiveWinRateLow, "
+        "AicashLiveConfidenceLow"]  # 30 of 120 right, 30 of 120 trades won, confidence 0.6
     assert "disk full" in mail_env.messages[0].get_body(("plain",)).get_content()
     families = {f.name: f for f in text_string_to_metric_families(textfile.read_text())}
     accuracy = families[st.LIVE_ACCURACY].samples[0]
@@ -249,10 +288,15 @@ def test_check_mails_what_fires_and_exports_gauges(cli, engine, production, mail
     assert families[st.TRAINING_FAILED].samples[0].value == 1
     assert families[st.MIN_ACCURACY].samples[0].value == pytest.approx(0.55)
     assert families[st.LIVE_DECISIONS].samples[0].value == 120
+    confidence = families[st.LIVE_CONFIDENCE].samples[0]
+    assert confidence.labels == {"model_version": production} and confidence.value == pytest.approx(0.6)
+    assert families[st.LIVE_WIN_RATE].samples[0].value == pytest.approx(0.25)
+    assert families[st.MIN_LIVE_WIN_RATE].samples[0].value == pytest.approx(0.55)
+    assert families[st.MIN_LIVE_CONFIDENCE].samples[0].value == pytest.approx(0.70)
 
 
 def test_quiet_check_exits_0(cli, engine, production) -> None:  # type: ignore[no-untyped-def]
-    log_outcomes(engine, production, correct=90, wrong=30, start=datetime.now(UTC) - timedelta(days=1))
+    log_outcomes(engine, production, correct=90, wrong=30, confidence=0.8, start=datetime.now(UTC) - timedelta(days=1))
     result = cli("monitor", "check", "--no-latency")
     assert result.exit_code == 0, result.output
     assert "firing" not in result.stdout and "accuracy 0.750 over 120 decisions" in result.stdout

@@ -115,8 +115,9 @@ def test_drift_submits_to_the_kfp_api_at_kfp_host(cli, engine, settings, tmp_pat
                      ("POST", "/apis/v2beta1/experiments"), ("POST", "/apis/v2beta1/runs")]
     assert kfp_api.requests[2][3]["display_name"] == "aicash"
     [run] = kfp_api.runs()
-    spec = run["pipeline_spec"]
+    spec, platform = run["pipeline_spec"]["pipeline_spec"], run["pipeline_spec"]["platform_spec"]
     assert spec["pipelineInfo"]["name"] == "lstm-training"
+    assert platform["platforms"]["kubernetes"]["pipelineConfig"]["activeDeadlineSeconds"] == 7200  # the time limit
     assert {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()} == {
         "registry.example.com/aicash-platform:1.4.2"}
     parameters = run["runtime_config"]["parameters"]

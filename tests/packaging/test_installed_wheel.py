@@ -84,7 +84,8 @@ def test_installed_wheel_compiles_applies_and_trains_outside_the_checkout(instal
 
     compiled = _run([aicash, "pipeline", "compile", "--out", "ir"], work, env)
     assert "compiled" in compiled.stdout
-    ir = yaml.safe_load((work / "ir" / "lstm-training.yaml").read_text())
+    ir, platform = yaml.safe_load_all((work / "ir" / "lstm-training.yaml").read_text())
+    assert platform["platforms"]["kubernetes"]["pipelineConfig"]["activeDeadlineSeconds"] == 7200
     assert ir["pipelineInfo"]["name"] == "lstm-training"
     assert {e["container"]["image"] for e in ir["deploymentSpec"]["executors"].values()} == {"aicash-platform:0.1.0"}
 

@@ -19,6 +19,17 @@ from aicash.db.models import TrainingRun
 from pipelines import lstm_training, runner
 
 
+def ir_documents(text: str) -> tuple[dict, dict]:
+    """A compiled pipeline: its pipeline spec, then its platform spec (KFP writes both into one YAML file)."""
+    spec, platform = yaml.safe_load_all(text)
+    return spec, platform
+
+
+def deadline(platform: dict) -> int:
+    """The run's deadline in seconds (Argo's activeDeadlineSeconds) that the platform spec asks KFP for."""
+    return platform["platforms"]["kubernetes"]["pipelineConfig"]["activeDeadlineSeconds"]
+
+
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("ir")
@@ -30,13 +41,14 @@ def test_every_pipeline_compiles_and_loads_back(compiled: dict[str, Path]) -> No
     for name, path in compiled.items():
         loaded = components.load_component_from_file(str(path))
         assert loaded.name == name
-        spec = yaml.safe_load(path.read_text())
+        spec, platform = ir_documents(path.read_text())
         images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
         assert images == {"registry.example.com/aicash-platform:1.2.3"}
+        assert deadline(platform) == runner.DEFAULT_TIMEOUT_SECONDS == 7200  # the guide's "< 2 hours"
 
 
 def test_lstm_training_graph(compiled: dict[str, Path]) -> None:
-    spec = yaml.safe_load(compiled["lstm-training"].read_text())
+    spec, _ = ir_documents(compiled["lstm-training"].read_text())
     tasks = spec["root"]["dag"]["tasks"]
     assert {"materialize-features", "for-loop-1", "merge-training-sets", "train", "evaluate", "gate"} <= set(tasks)
     # one training set per series, built in parallel (at most SERIES_PARALLELISM at once), then merged
@@ -75,9 +87,15 @@ class RecordingClient:
 
     def __init__(self, host: str) -> None:
         self.host, self.calls = host, []
+        self.platforms: list[dict] = []  # each package's platform spec
+
+    def _spec(self, pipeline_file: str) -> dict:
+        spec, platform = ir_documents(Path(pipeline_file).read_text())
+        self.platforms.append(platform)
+        return spec
 
     def create_run_from_pipeline_package(self, pipeline_file: str, **kwargs):  # type: ignore[no-untyped-def]
-        self.calls.append(("run", yaml.safe_load(Path(pipeline_file).read_text()), kwargs))
+        self.calls.append(("run", self._spec(pipeline_file), kwargs))
         return SimpleNamespace(run_id="run-123")
 
     def create_experiment(self, name: str):  # type: ignore[no-untyped-def]
@@ -85,7 +103,7 @@ class RecordingClient:
         return SimpleNamespace(experiment_id="exp-1")
 
     def create_recurring_run(self, **kwargs):  # type: ignore[no-untyped-def]
-        spec = yaml.safe_load(Path(kwargs.pop("pipeline_package_path")).read_text())
+        spec = self._spec(kwargs.pop("pipeline_package_path"))
         self.calls.append(("recurring", spec, kwargs))
         return SimpleNamespace(recurring_run_id="job-7")
 
@@ -153,6 +171,18 @@ def test_use_trades_reaches_the_signal_weights_pipeline(cli, recorder, engine) -
     assert recorder[1].calls[1][2]["params"] == {"symbols": ["EURUSD"], "timeframe": "1h", "use_trades": True}
     assert [(p, s, params["use_trades"]) for p, s, params in recorded_runs(engine)] == [
         ("signal-weights", "submitted", True), ("signal-weights", "scheduled", True)]
+
+
+def test_kfp_runs_get_training_timeout_seconds_as_their_deadline(cli, recorder, engine, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A submitted or scheduled run carries TRAINING_TIMEOUT_SECONDS as its deadline: KFP stops it there and the
+    run ends FAILED, which `aicash pipeline status` records."""
+    monkeypatch.setenv("TRAINING_TIMEOUT_SECONDS", "900")
+    assert cli("pipeline", "submit", "lstm-training", "--host", "http://kfp:8888").exit_code == 0
+    assert cli("pipeline", "schedule", "signal-weights", "--cron", "0 3 * * *", "--host", "http://kfp:8888"
+               ).exit_code == 0
+    assert [deadline(p) for client in recorder for p in client.platforms] == [900, 900]
+    assert cli("pipeline", "compile", "--out", str(tmp_path)).exit_code == 0  # and the CLI compiles it in
+    assert {deadline(ir_documents(p.read_text())[1]) for p in tmp_path.glob("*.yaml")} == {900}
 
 
 class RefusingClient(RecordingClient):

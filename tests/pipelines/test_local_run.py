@@ -16,6 +16,7 @@ from aicash.cli.main import app
 from aicash.db.engine import make_engine
 from aicash.db.models import AuditLog, MLModel, SignalWeights, TrainingRun
 from aicash.signals.optimize import optimize_from_backtest
+from pipelines.progress import RunLog
 from tests.support.signals import mean_reverting_candles, rsi_driven_trades
 
 SMALL = json.dumps({"max_epochs": 2, "n_folds": 2, "hidden_size": 16, "patience": 1})
@@ -65,6 +66,7 @@ def test_training_pipeline_registers_a_gated_version(local_env: Path, load, symb
     assert aicash(*load).exit_code == 0
     result = aicash("pipeline", "run", "lstm-training", "--symbol", symbol, "--config", SMALL)
     assert result.exit_code == 0, result.output + result.stderr
+    assert "Warning" not in result.output + result.stderr and "KFP Executor" not in result.output
     engine = make_engine(f"sqlite:///{local_env / 'aicash.db'}")
     with engine.connect() as conn:
         models = conn.execute(select(MLModel.version, MLModel.status, MLModel.metrics, MLModel.reasons)).all()
@@ -80,17 +82,28 @@ def test_training_pipeline_registers_a_gated_version(local_env: Path, load, symb
         p.name for p in stored.iterdir()}
     listing = aicash("models", "list")
     assert version in listing.stdout and status in listing.stdout
+    # one line per task, then the summary: the model against the baselines, the gate, the version, the report
+    for line in ("materialize-features", "train ", "gate ", f"registered {version}", "majority", "logistic",
+                 f"gate: {'approved' if reasons['gate_passed'] else 'rejected'}", str(stored / "report.html")):
+        assert line in result.output, line
+    # the parser reads this run's own log: every task succeeded, with its figure
+    log = RunLog()
+    for line in (local_env / "kfp" / "logs" / "run-1.log").read_text().splitlines():
+        log.feed(line)
+    log.finish()
+    assert log.outcome == "SUCCESS" and all(t.status == "succeeded" and t.figure for t in log.tasks)
+    assert {t.name.split("-")[0] for t in log.tasks} >= {"materialize", "train", "evaluate", "gate", "register"}
 
 
-def test_failed_pipeline_is_recorded(local_env: Path) -> None:
-    """No candles at all: the run fails, is recorded as failed with its error, and nothing is registered."""
+def test_a_run_without_candles_exits_2_before_it_starts(local_env: Path) -> None:
+    """No candles at all: exit 2 with the fix, before any task starts; nothing is recorded or registered (a run
+    that fails once started is recorded `failed`: tests/pipelines/test_timeout.py)."""
     result = aicash("pipeline", "run", "lstm-training", "--symbol", "GBPUSD", "--config", SMALL)
-    assert result.exit_code == 1 and "recorded as failed" in result.stderr
+    assert result.exit_code == 2 and "no 1h candles for GBPUSD" in result.stderr
     engine = make_engine(f"sqlite:///{local_env / 'aicash.db'}")
     with engine.connect() as conn:
-        runs = conn.execute(select(TrainingRun.status, TrainingRun.error)).all()
+        assert conn.execute(select(TrainingRun.id)).first() is None
         assert conn.execute(select(MLModel.id)).first() is None
-    assert runs[0][0] == "failed" and runs[0][1]
 
 
 def ingest_planted_candles(folder: Path) -> None:

@@ -57,6 +57,18 @@ def test_forced_promotion_of_a_rejected_version(cli, registered) -> None:  # typ
     assert "gate: failed" in card and "accuracy 0.52 < 0.55" in card and "demo" in card
 
 
+def test_promoting_to_the_state_a_version_is_in_exits_0_and_says_so(cli, registered) -> None:  # type: ignore[no-untyped-def]
+    assert cli("models", "promote", "v1", "--traffic", "100").exit_code == 0
+    assert cli("models", "promote", "v2", "--traffic", "10").exit_code == 0
+    for version, traffic, state in (("v1", "100", "production with 100%"), ("v2", "10", "approved (canary) with 10%"),
+                                    ("v3", "0", "rejected with 0%")):
+        again = cli("models", "promote", version, "--traffic", traffic)
+        assert again.exit_code == 0, again.output
+        assert f"{version} is already {state} of the traffic: nothing to change" in " ".join(again.stdout.split())
+    history = cli("models", "show", "v1").stdout
+    assert history.count("model.promote") == 1  # nothing written the second time
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -41,7 +41,7 @@ def test_kfp_host_submits_to_kfp(engine, monkeypatch) -> None:  # type: ignore[n
         answer = ops.train(TrainRequest(symbols=["EURUSD"], config={"max_epochs": 2}), actor="api:ops")
     assert answer["status"] == "submitted" and answer["kfp_run_id"] == "run-1" and answer["mode"] == "kfp"
     [run] = api.runs()
-    assert run["pipeline_spec"]["pipelineInfo"]["name"] == "lstm-training"
+    assert run["pipeline_spec"]["pipeline_spec"]["pipelineInfo"]["name"] == "lstm-training"  # beside its deadline
     assert run["runtime_config"]["parameters"] == {"symbols": ["EURUSD"], "timeframe": "1h",
                                                    "config_json": '{"max_epochs": 2}'}
     [(status, _error, params)] = runs(engine)

@@ -6,7 +6,7 @@ here. No test imports from a conftest.py.
 - `smtp`: a mailbox for a real SMTP server (aiosmtpd)
 - `kfp_api`: a real HTTP server answering the KFP REST calls `kfp.Client` makes
 - `monitoring`, `training`, `signals`, `features`, `registry`, `infra`: test data and helpers of those areas
-- `docs`: the commands, Kubernetes objects and files quoted in README.md and docs/*.md
+- `docs`: the commands, Kubernetes objects and files quoted in README.md and the site's pages, docs/**/*.md
 - `postgres`: which tests use a PostgreSQL server (the `postgres` marker)
 """
 

@@ -1,5 +1,5 @@
-"""What README.md and docs/*.md quote: the `aicash` commands of their bash blocks, the Kubernetes objects they name
-(`kind/name`), the repository files they name."""
+"""What README.md and the documentation site's pages (docs/**/*.md) quote: the `aicash` commands of their bash
+blocks, the Kubernetes objects they name (`kind/name`), the repository files they name."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 from tests.support import REPO
 
-DOCS: tuple[Path, ...] = (REPO / "README.md", *sorted((REPO / "docs").glob("*.md")))
+# The front door and every page of the MkDocs site (mkdocs.yml's docs_dir), where the README's details moved.
+DOCS: tuple[Path, ...] = (REPO / "README.md", *sorted((REPO / "docs").rglob("*.md")))
 _SEPARATORS = {";", "&&", "||", "|", "&", ">", ">>", "(", ")", "()", "{", "}"}
 # Files the docs name that the repository holds (not reports and results that runs write).
 _SOURCE_SUFFIXES = {"", ".py", ".yaml", ".yml", ".toml", ".md", ".txt", ".lock"}

@@ -83,8 +83,9 @@ def log_predictions(
 
 
 def log_outcomes(engine: Engine, version: str, *, correct: int, wrong: int, start: datetime,
-                 wins: int | None = None, latency_ms: float = 2.0) -> None:
-    """`correct + wrong` evaluated BUY decisions on distinct bars; the first `wins` traded ones win."""
+                 wins: int | None = None, latency_ms: float = 2.0, confidence: float = 0.6) -> None:
+    """`correct + wrong` evaluated BUY decisions on distinct bars, each with `confidence`; the first `wins` traded
+    ones win."""
     n = correct + wrong
     wins = correct if wins is None else wins
     ids = log_predictions(engine, indicator_frame(n, seed=n), version=version, at=start + timedelta(seconds=n),
@@ -94,7 +95,8 @@ def log_outcomes(engine: Engine, version: str, *, correct: int, wrong: int, star
         entry = start + timedelta(hours=i)
         rows.append({
             "prediction_id": prediction_id, "model_version": version, "symbol": "EURUSD", "timeframe": "1h",
-            "signal": "BUY", "confidence": 0.6, "predicted_at": start + timedelta(seconds=n - i), "horizon_bars": 4,
+            "signal": "BUY", "confidence": confidence, "predicted_at": start + timedelta(seconds=n - i),
+            "horizon_bars": 4,
             "entry_ts": entry, "exit_ts": entry + timedelta(hours=4), "entry_close": 1.1, "exit_close": 1.1,
             "realized_return": 0.001 if i < wins else -0.001, "realized_signal": "BUY" if i < correct else "SELL",
             "correct": i < correct, "traded": True, "win": i < wins, "evaluated_at": datetime.now(UTC),

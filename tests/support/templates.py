@@ -8,7 +8,6 @@ Fixtures that serve a home take `DATABASES` as their parameters, so the same tes
 from __future__ import annotations
 
 import shutil
-import uuid
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.support.cluster_service import cluster_home
+from tests.support.postgres import create_database, drop_database
+from tests.support.roles import login_url
 from tests.support.service import Template, home_database_url
 
 DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -29,7 +30,7 @@ def template_of(request: pytest.FixtureRequest) -> Template:
 
 def prepare_pg_template(home: Path, server_url: str) -> Template:
     """A home in cluster mode on a new database of the server at `server_url`, prepared as `prepare_template` does."""
-    database_url = _create_database(server_url)
+    database_url = create_database(server_url)
     _, production, canary = cluster_home(home, database_url)
     _disconnect(database_url)
     return Template(home, production, canary, database_url)
@@ -40,7 +41,9 @@ def copy_template(template: Template, dest: Path) -> Template:
     shutil.copytree(template.home, dest)
     if is_sqlite(template.database_url):
         return Template(dest, template.production, template.canary, home_database_url(dest))
-    return Template(dest, template.production, template.canary, _create_database(template.database_url, template))
+    _disconnect(template.database_url)  # a template database cannot be copied while anyone is connected to it
+    copied = create_database(template.database_url, template=make_url(template.database_url).database)
+    return Template(dest, template.production, template.canary, copied)
 
 
 def is_sqlite(url: str) -> bool:
@@ -48,42 +51,25 @@ def is_sqlite(url: str) -> bool:
 
 
 def served_env(template: Template) -> dict[str, str]:
-    """What a service on the home needs on top of `service_env`: the database, when it is not the home's SQLite."""
-    return {} if is_sqlite(template.database_url) else {"DATABASE_URL": template.database_url}
+    """What a service on the home needs on top of `service_env`: the database, when it is not the home's SQLite. On
+    PostgreSQL the service logs in as in the cluster: DATABASE_URL a login in aicash_serving, ADMIN_DATABASE_URL (its
+    admin operations) one in aicash_training; the template's URL stays the owner's, for the tests' own checks."""
+    if is_sqlite(template.database_url):
+        return {}
+    return {"DATABASE_URL": login_url(template.database_url, "aicash_serving"),
+            "ADMIN_DATABASE_URL": login_url(template.database_url, "aicash_training")}
 
 
 def drop_copy(template: Template) -> None:
     """Drop a copy's PostgreSQL database (a SQLite copy goes with its temporary folder)."""
-    if is_sqlite(template.database_url):
-        return
-    name = make_url(template.database_url).database
-    admin = _admin(template.database_url)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-def _admin(url: str):  # type: ignore[no-untyped-def]
-    return create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-
-
-def _create_database(server_url: str, template: Template | None = None) -> str:
-    name = f"aicash_test_{uuid.uuid4().hex[:12]}"
-    source = f' TEMPLATE "{make_url(template.database_url).database}"' if template else ""
-    if template is not None:
-        _disconnect(server_url)
-    admin = _admin(server_url)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"{source}'))
-    admin.dispose()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    if not is_sqlite(template.database_url):
+        drop_database(template.database_url)
 
 
 def _disconnect(database_url: str) -> None:
-    """End the sessions still open on a database (this process's Feast registry, pooled connections): a template
-    database cannot be copied while anyone is connected to it."""
+    """End the sessions still open on a database (this process's Feast registry, pooled connections)."""
     name = make_url(database_url).database
-    admin = _admin(database_url)
+    admin = create_engine(make_url(database_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                           "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})

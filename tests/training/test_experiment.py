@@ -105,5 +105,7 @@ def test_the_report_is_self_contained_with_charts_tables_and_the_gate(saved):
     assert "Gate: <span class='ok'>APPROVED</span>" in page
     for heading in ("Out-of-sample figures", "Equity after costs", "Calibration", "Confusion matrix", "Folds"):
         assert heading in page
-    assert page.count("<table>") == 4 and "<td>majority</td>" in page and "<td>logistic</td>" in page
+    assert page.count("<table>") == 5 and "<td>majority</td>" in page and "<td>logistic</td>" in page
+    assert "The guide's targets" in page and "<td>average_confidence</td>" in page and "&gt; 70%" in page
+    assert "network avg. confidence" in page  # and per fold
     assert "http" not in page.replace("http-equiv", "")  # nothing fetched from elsewhere

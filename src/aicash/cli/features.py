@@ -18,7 +18,7 @@ from rich.table import Table
 from aicash.cli.common import bad_input_exits, console, fail, settings_of
 from aicash.cli.data import progress_bar
 from aicash.cli.db import ready_engine
-from aicash.market.candles import BadSymbolError, check_timeframe, normalize_symbol
+from aicash.market.candles import BadSymbolError, normalize_symbol
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -50,7 +50,9 @@ def apply(ctx: typer.Context) -> None:
     store, _ = features_package()
     with console.status("feast apply..."):
         result = store.apply(settings)
-    table = Table("object", title=f"feature repository applied ({settings.mode}; registry: {result.registry})")
+    console.print(f"feature repository applied ({settings.mode}; registry: {result.registry})", highlight=False,
+                  soft_wrap=True)
+    table = Table("object", box=None, pad_edge=False, header_style="bold underline")
     for name in result.applied:
         table.add_row(name)
     for name in result.removed:
@@ -98,17 +100,21 @@ def materialize(
 def show(
     ctx: typer.Context,
     symbol: str = typer.Argument(..., help="Symbol, e.g. EURUSD."),
-    timeframe: str = typer.Option("1h", "--timeframe", help="Bar length."),
+    timeframe: str | None = typer.Option(None, "--timeframe", help="Bar length; default: the one timeframe the "
+                                         "symbol has candles in."),
     window: bool = typer.Option(False, "--window", help="Also print the whole window matrix (64 x 16 values)."),
 ) -> None:
     """Print a symbol's online features (latest bar's indicators, model window) as JSON."""
+    from aicash.cli.series import resolve_timeframe
     from aicash.market.ingest import count_bars
     from aicash.model_input import MODEL_FEATURES
 
     settings = settings_of(ctx)
     with bad_input_exits(BadSymbolError):
-        symbol, timeframe = normalize_symbol(symbol), check_timeframe(timeframe)
-    if count_bars(ready_engine(ctx), symbol, timeframe) == 0:
+        symbol = normalize_symbol(symbol)
+    engine = ready_engine(ctx)
+    timeframe = resolve_timeframe(engine, [symbol], timeframe)
+    if count_bars(engine, symbol, timeframe) == 0:
         fail(f"unknown symbol {symbol}: no {timeframe} candles (see `aicash data list`)")
     store, online = features_package()
     from feast.errors import FeatureServiceNotFoundException
@@ -129,7 +135,15 @@ def show(
         "indicators": features.indicators,
         "window": matrix,
     }
-    typer.echo(json.dumps(payload, indent=2))
+    typer.echo(compact_lists(json.dumps(payload, indent=2)))
+
+
+def compact_lists(text: str) -> str:
+    """Indented JSON with each list of plain values (the shape, the feature names) on one line: still JSON."""
+    import re
+
+    return re.sub(r"\[\s*\n\s*((?:[^\[\]{}\n]+\n\s*)*?[^\[\]{}\n]+)\n\s*\]",
+                  lambda m: "[" + " ".join(part.strip() for part in m[1].splitlines()) + "]", text)
 
 
 @app.command("env")

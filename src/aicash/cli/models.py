@@ -42,6 +42,30 @@ def _key_metrics(metrics: dict[str, Any]) -> str:
     return "\n".join(f"{k}={_fmt(metrics[k])}" for k in keys[:MAX_METRICS_SHOWN])
 
 
+# The model's figures `show` leads with, from metrics.json's `aggregate.model`, in this order.
+CARD_FIGURES = (("accuracy", "accuracy"), ("win_rate", "win rate"), ("trades", "trades"),
+                ("average_confidence", "average confidence"), ("coverage", "coverage"),
+                ("sharpe", "Sharpe after costs"), ("samples", "samples scored"))
+
+
+def _out_of_sample_table(metrics: dict[str, Any]) -> Table | None:
+    """The walk-forward figures of the model beside the guide's targets; None for metrics without them."""
+    from aicash.training.metrics import guide_targets
+
+    aggregate = metrics.get("aggregate")
+    model = aggregate.get("model") if isinstance(aggregate, dict) else None
+    if not isinstance(model, dict):
+        return None
+    targets = {name: (target, met) for name, _, target, met in guide_targets(model)}
+    table = Table("figure", "value", "the guide's target", title="out of sample (walk-forward)")
+    for key, label in CARD_FIGURES:
+        if key in model:
+            target, met = targets.get(key, (None, False))
+            goal = "" if target is None else f"> {target:.0%}: {'met' if met else 'not met'}"
+            table.add_row(label, _fmt(model[key]) if model[key] is not None else "n/a", goal)
+    return table
+
+
 def _summary(action: str, d: dict[str, Any]) -> str:
     """One readable line per audit entry."""
     if action == "model.register":
@@ -96,6 +120,9 @@ def show(
                   f"traffic: {record.traffic_percentage:g}%")
     console.print(f"created: {record.created_at:%Y-%m-%d %H:%M:%S}  updated: {record.updated_at:%Y-%m-%d %H:%M:%S}")
     console.print(f"gate: {gate}" + "".join(f"\n  - {r}" for r in record.reasons), highlight=False)
+    figures = _out_of_sample_table(record.metrics)
+    if figures is not None:
+        console.print(figures)
     metrics = Table("metric", "value", title="metrics")
     for key, value in record.metrics.items():
         metrics.add_row(key, _fmt(value))
@@ -130,11 +157,23 @@ def promote(
     engine = ready_engine(ctx)
     with bad_input_exits(RegistryError):
         record = get_model(engine, version)
+        if _already(record.status, record.traffic_percentage, traffic):
+            console.print(f"{version} is already {record.role} with {record.traffic_percentage:g}% of the traffic: "
+                          "nothing to change", highlight=False)
+            return
         if traffic > 0 and record.gate_passed is not True and not force:
             why = "; ".join(record.reasons) or "no gate decision"
             fail(f"{version} is {record.status} ({why}): add --force --reason TEXT to promote it anyway")
         record = run_promote(engine, version, traffic, force=force, reason=reason, actor=_actor(actor))
     console.print(f"{record.version} is now {record.role} with {record.traffic_percentage:g}% of the traffic")
+
+
+def _already(status: str, current: float, traffic: float) -> bool:
+    """Whether promoting to `traffic` would leave the version as it is: production at 100, a canary at the same
+    share, or a non-production version at 0."""
+    if status == "production":
+        return traffic == 100
+    return traffic < 100 and current == traffic
 
 
 @app.command("rollback")

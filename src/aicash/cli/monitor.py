@@ -180,6 +180,28 @@ def _sync_kfp_runs(engine, host: str) -> None:  # type: ignore[no-untyped-def]
                       highlight=False)
 
 
+def _database_status(ctx: typer.Context):  # type: ignore[no-untyped-def]
+    """The monitor's snapshot of the database (KFP runs synced and due outcomes joined first) and None, or, when the
+    database is unreachable, None and the error naming it: the rules that need no database are evaluated anyway."""
+    from sqlalchemy.exc import DBAPIError
+
+    from aicash.db.engine import is_unreachable, unreachable_message
+    from aicash.monitoring.outcomes import update_outcomes
+    from aicash.monitoring.status import collect_status
+
+    settings = settings_of(ctx)
+    try:
+        engine = ready_engine(ctx)
+        if settings.kfp_host:
+            _sync_kfp_runs(engine, settings.kfp_host)
+        update_outcomes(engine)
+        return collect_status(engine, settings), None
+    except DBAPIError as exc:
+        if not is_unreachable(exc):
+            raise
+        return None, unreachable_message(exc, settings.sqlalchemy_url)
+
+
 @app.command("check")
 def check(
     ctx: typer.Context,
@@ -199,9 +221,8 @@ def check(
 
     from aicash.monitoring import alerts
     from aicash.monitoring.mailer import MailConfigError, MailDeliveryError, SmtpConfig
-    from aicash.monitoring.outcomes import update_outcomes
     from aicash.monitoring.scrape import BadMetricsUrlError, check_url
-    from aicash.monitoring.status import collect_status, write_textfile
+    from aicash.monitoring.status import write_textfile
 
     settings = settings_of(ctx)
     urls = [] if no_latency else (metrics_url or [settings.inference_api_url.rstrip("/") + "/metrics"])
@@ -210,14 +231,10 @@ def check(
         smtp = SmtpConfig.from_settings(settings) if email else None
     except (BadMetricsUrlError, MailConfigError) as exc:
         fail(str(exc))
-    engine = ready_engine(ctx)
-    if settings.kfp_host:
-        _sync_kfp_runs(engine, settings.kfp_host)
-    update_outcomes(engine)
-    status = collect_status(engine, settings)
+    status, database_error = _database_status(ctx)
     latency, latency_error = _latency(urls, sample_seconds) if urls else (None, None)
     ages, ages_error = _feature_ages(urls) if urls else (None, None)
-    states = alerts.evaluate(alerts.Inputs(status, latency, latency_error, ages, ages_error))
+    states = alerts.evaluate(alerts.Inputs(status, latency, latency_error, ages, ages_error, database_error))
     table = Table("rule", "state", "detail", title="aicash alert rules")
     for s in states:
         colour = {"ok": "green", "firing": "bold red", "error": "yellow"}[s.state]
@@ -231,9 +248,9 @@ def check(
 
         try:
             send(smtp, build_message(smtp, *alerts.mail_parts(firing)))
-            console.print(f"mailed {len(firing)} alert(s) to {settings.alert_email_to}", highlight=False)
         except MailDeliveryError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            fail(f"{exc}; the alerts above were not mailed", code=FIRING)
+        console.print(f"mailed {len(firing)} alert(s) to {settings.alert_email_to}", highlight=False)
     if firing:
         raise typer.Exit(FIRING)
 
@@ -269,11 +286,28 @@ def metrics(
     try:
         while thread.is_alive():
             time.sleep(60)
-            update_outcomes(engine)
+            _join_outcomes(engine, settings.sqlalchemy_url)
     except KeyboardInterrupt:
         pass
     finally:
         server.shutdown()
+
+
+def _join_outcomes(engine, url: str) -> None:  # type: ignore[no-untyped-def]
+    """The exporter's periodic `update_outcomes`: an outage is a warning and the exporter goes on serving (its
+    gauges then say `aicash_database_up 0`, which `AicashDatabaseUnreachable` reads)."""
+    from rich.text import Text
+    from sqlalchemy.exc import DBAPIError
+
+    from aicash.db.engine import is_unreachable, unreachable_message
+    from aicash.monitoring.outcomes import update_outcomes
+
+    try:
+        update_outcomes(engine)
+    except DBAPIError as exc:
+        if not is_unreachable(exc):
+            raise
+        err_console.print(Text(f"warning: {unreachable_message(exc, url)}"), highlight=False, soft_wrap=True)
 
 
 @app.command("canary")

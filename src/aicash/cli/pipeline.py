@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -12,10 +12,15 @@ from aicash.cli.common import bad_input_exits, console, err_console, fail, setti
 from aicash.cli.db import ready_engine
 from aicash.market.candles import BadSymbolError, check_timeframe, normalize_symbol
 
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
 app = typer.Typer(no_args_is_help=True)
 
 IMAGE_HELP = ("Platform image the components run in (cluster only), e.g. registry.example.com/aicash-platform:1.4.2; "
               "default KFP_IMAGE.")
+TIMEFRAME_HELP = ("Bar length, e.g. 1h; default: the one timeframe the symbols have candles in (with several, "
+                  "the error lists them; with none, 1h).")
 USE_TRADES_HELP = ("signal-weights only: also fit the weights on the closed trades in `trades` (import them with "
                    "`aicash db import-trades FILE`) after the backtest fit.")
 
@@ -63,26 +68,57 @@ def run(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Pipeline: lstm-training or signal-weights."),
     symbols: list[str] = typer.Option(["EURUSD"], "--symbol", help="Symbol to train on; repeat for several."),
-    timeframe: str = typer.Option("1h", "--timeframe", help="Bar length."),
+    timeframe: str | None = typer.Option(None, "--timeframe", help=TIMEFRAME_HELP),
     config: str | None = typer.Option(None, "--config", help='Training config as JSON, e.g. {"max_epochs": 5}.'),
     use_trades: bool = typer.Option(False, "--use-trades", help=USE_TRADES_HELP),
+    verbose: bool = typer.Option(False, "--verbose", help="Stream KFP's full log (every task's output) as it comes, "
+                                 "instead of one line per task."),
 ) -> None:
-    """Run a pipeline here with KFP's local runner (SubprocessRunner); each task's log is shown as it runs."""
+    """Run a pipeline here with KFP's local runner (SubprocessRunner): one line per task as it runs, KFP's full log
+    in a file under AICASH_HOME (--verbose streams it), then the model against the baselines and the gate's decision.
+    The series are checked first: missing or too short ones exit 2 before any task starts."""
+    from aicash.cli.run_view import RunView, print_summary
+    from aicash.cli.series import check_series
+    from aicash.registry import get_model
+    from aicash.training.config import TrainingConfig
     from aicash.training.runs import start_run
-    from pipelines.launch import RunFailedError, run_here
+    from pipelines.launch import ChildProcess, RunFailedError, pipeline_root, run_here
 
-    arguments = _arguments(name, symbols, timeframe, config, use_trades)
     settings = settings_of(ctx)
     engine = ready_engine(ctx)
+    arguments = _arguments(name, symbols, _timeframe(engine, symbols, timeframe), config, use_trades)
+    training = TrainingConfig.model_validate_json(config or "{}") if name == "lstm-training" else None
+    check_series(engine, arguments["symbols"], arguments["timeframe"], training)
     run_id = start_run(engine, name, arguments)
-    console.print(f"[bold]running {name}[/] locally (training run {run_id}) with {json.dumps(arguments)}")
+    log_path = pipeline_root(settings) / "logs" / f"run-{run_id}.log"
+    console.print(f"[bold]running {name}[/] locally (training run {run_id}) with {json.dumps(arguments)}",
+                  highlight=False, soft_wrap=True)
+    console.print(f"KFP's log: {log_path}", highlight=False, soft_wrap=True)
+    view = None if verbose else RunView(console)
+    execute = ChildProcess(settings, echo=verbose, on_line=None if view is None else view.feed)
     try:
-        done = run_here(engine, settings, name, arguments, run_id=run_id)
+        if view is None:
+            done = run_here(engine, settings, name, arguments, run_id=run_id, execute=execute)
+        else:
+            with view:
+                done = run_here(engine, settings, name, arguments, run_id=run_id, execute=execute)
     except RunFailedError as exc:
         fail(f"pipeline {name} failed (training run {run_id} recorded as failed): {exc.cause}", code=1)
     version = done.model_version
-    console.print(f"[bold green]{name} succeeded[/] (training run {run_id})"
-                  + (f"; registered {version}: see `aicash models show {version}`" if version else ""))
+    console.print(f"[bold green]{name} succeeded[/] (training run {run_id})", highlight=False)
+    if version is None:
+        console.print(f"full log: {log_path}", highlight=False, soft_wrap=True)
+        return
+    print_summary(console, get_model(engine, version))
+
+
+def _timeframe(engine: Engine, symbols: list[str], timeframe: str | None) -> str:
+    """--timeframe, or the one timeframe the (valid) symbols have candles in."""
+    from aicash.cli.series import resolve_timeframe
+
+    with bad_input_exits(BadSymbolError):
+        names = [normalize_symbol(s) for s in symbols]
+    return resolve_timeframe(engine, names, timeframe)
 
 
 @app.command("compile")
@@ -93,7 +129,9 @@ def compile_(
 ) -> None:
     """Write the IR YAML of every pipeline (default: under pipelines/compiled/ of the working folder)."""
     runner = _runner()
-    for path in runner.compile_all(out or runner.COMPILED_DIR, image or settings_of(ctx).kfp_image):
+    settings = settings_of(ctx)
+    for path in runner.compile_all(out or runner.COMPILED_DIR, image or settings.kfp_image,
+                                   settings.training_timeout_seconds):
         console.print(f"compiled {path}")
 
 
@@ -103,7 +141,7 @@ def submit(
     name: str = typer.Argument(..., help="Pipeline: lstm-training or signal-weights."),
     host: str = typer.Option(..., "--host", help="KFP API endpoint, e.g. http://127.0.0.1:8888."),
     symbols: list[str] = typer.Option(["EURUSD"], "--symbol", help="Symbol; repeat for several."),
-    timeframe: str = typer.Option("1h", "--timeframe"),
+    timeframe: str | None = typer.Option(None, "--timeframe", help=TIMEFRAME_HELP),
     config: str | None = typer.Option(None, "--config", help="Training config as JSON."),
     image: str | None = typer.Option(None, "--image", help=IMAGE_HELP),
     use_trades: bool = typer.Option(False, "--use-trades", help=USE_TRADES_HELP),
@@ -112,8 +150,8 @@ def submit(
     from pipelines.launch import KfpUnavailableError
     from pipelines.launch import submit as submit_run
 
-    arguments = _arguments(name, symbols, timeframe, config, use_trades)
     engine = ready_engine(ctx)  # before submitting: a run the database cannot record is not started
+    arguments = _arguments(name, symbols, _timeframe(engine, symbols, timeframe), config, use_trades)
     try:
         run = submit_run(engine, settings_of(ctx), name, arguments, host=host, image=image)
     except KfpUnavailableError as exc:
@@ -125,29 +163,69 @@ def submit(
 def schedule(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Pipeline: lstm-training or signal-weights."),
-    cron: str = typer.Option(..., "--cron", help="KFP cron expression with seconds, e.g. '0 0 3 * * *'."),
+    cron: str | None = typer.Option(None, "--cron", help="KFP cron expression with seconds, e.g. '0 0 3 * * *' "
+                                                         "(a 5-field one runs at second 0); required but with --off."),
     host: str = typer.Option(..., "--host", help="KFP API endpoint."),
     symbols: list[str] = typer.Option(["EURUSD"], "--symbol"),
-    timeframe: str = typer.Option("1h", "--timeframe"),
+    timeframe: str | None = typer.Option(None, "--timeframe", help=TIMEFRAME_HELP),
     image: str | None = typer.Option(None, "--image", help=IMAGE_HELP),
     use_trades: bool = typer.Option(False, "--use-trades", help=USE_TRADES_HELP),
+    reconcile: bool = typer.Option(False, "--reconcile", help="Idempotent: keep the recurring run --name if it "
+                                   "matches, else create it and delete the stale ones (what `pulumi up` runs)."),
+    display_name: str | None = typer.Option(
+        None, "--name", help="With --reconcile: the recurring run's name on KFP, kept unique (default NAME-schedule, "
+        "the name a plain `schedule` gives)."),
+    off: bool = typer.Option(False, "--off", help="With --reconcile: delete the recurring run --name, if any."),
 ) -> None:
-    """Create a recurring run on a Kubeflow Pipelines cluster; it is recorded in `training_runs` as scheduled."""
+    """Create a recurring run on a Kubeflow Pipelines cluster; it is recorded in `training_runs` as scheduled.
+    With --reconcile, make KFP hold exactly the declared one (or none, with --off)."""
     from pipelines.launch import KfpUnavailableError
     from pipelines.launch import schedule as schedule_run
 
-    fields = cron.split()
-    if len(fields) not in (5, 6):
-        fail(f"--cron {cron!r} needs 6 fields (seconds minutes hours day month weekday), e.g. '0 0 3 * * *'")
-    if len(fields) == 5:
-        cron = "0 " + cron  # a standard 5-field cron, run at second 0
-    arguments = _arguments(name, symbols, timeframe, None, use_trades)
+    if (off or display_name) and not reconcile:
+        fail("--off and --name go with --reconcile")
+    if cron is None and not off:
+        fail("--cron is required, e.g. --cron '0 0 3 * * *'")
+    if cron is not None:
+        fields = cron.split()
+        if len(fields) not in (5, 6):
+            fail(f"--cron {cron!r} needs 6 fields (seconds minutes hours day month weekday), e.g. '0 0 3 * * *'")
+        if len(fields) == 5:
+            cron = "0 " + cron  # a standard 5-field cron, run at second 0
     engine = ready_engine(ctx)
+    arguments = _arguments(name, symbols, _timeframe(engine, symbols, timeframe), None, use_trades)
+    if reconcile:
+        _reconcile(ctx, engine, name, arguments, host, display_name or f"{name}-schedule", None if off else cron,
+                   image)
+        return
+    assert cron is not None  # noqa: S101 - checked above
     try:
         run = schedule_run(engine, settings_of(ctx), name, arguments, host=host, cron=cron, image=image)
     except KfpUnavailableError as exc:
         fail(str(exc), code=1)
     console.print(f"scheduled {name} ({cron}): recurring run {run.kfp_id} on {host} (training run {run.run_id})")
+
+
+def _reconcile(ctx: typer.Context, engine: Engine, name: str, arguments: dict[str, Any], host: str,
+               display_name: str, cron: str | None, image: str | None) -> None:  # fmt: skip
+    """`schedule --reconcile`: one line saying what changed on KFP (exit 1 when KFP refuses or is unreachable)."""
+    from pipelines.launch import KfpUnavailableError, reconcile_schedule
+
+    try:
+        done = reconcile_schedule(engine, settings_of(ctx), name, arguments, host=host,
+                                  display_name=display_name, cron=cron, image=image)
+    except KfpUnavailableError as exc:
+        fail(str(exc), code=1)
+    deleted = ", ".join(done.deleted)
+    if cron is None:
+        console.print(f"recurring run {display_name} on {host}: "
+                      + (f"deleted {deleted}" if deleted else "absent, nothing to delete"),
+                      highlight=False, soft_wrap=True)
+        return
+    row = f" (training run {done.run_id})" if done.run_id is not None else ""
+    console.print(f"recurring run {display_name} ({name}, {cron}) on {host}: {done.action}, "
+                  f"{done.recurring_run_id}{row}" + (f"; deleted {deleted}" if deleted else ""),
+                  highlight=False, soft_wrap=True)
 
 
 @app.command("status")

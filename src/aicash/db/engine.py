@@ -1,12 +1,18 @@
-"""Engines and sessions for the configured database (SQLite locally, PostgreSQL in the cluster)."""
+"""Engines and sessions for the configured database (SQLite locally, PostgreSQL in the cluster), and how to tell
+that it cannot be reached (a state to report, not a crash)."""
 
 from __future__ import annotations
 
+import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from aicash.db import migrate
@@ -77,3 +83,74 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+# -- an unreachable database ---------------------------------------------------------------------------------------
+# SQLSTATE classes of a server that is there but will not serve this connection: 08 connection exception, 28 invalid
+# authorization, 3D invalid catalog (no such database), 53 insufficient resources (too many connections), 57P
+# shutting down or starting up. A driver error without a SQLSTATE never reached a server (refused, timed out, DNS).
+_UNREACHABLE_SQLSTATES = ("08", "28", "3D", "53", "57P")
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether `exc` means the PostgreSQL database could not be reached or dropped the connection, as opposed to a
+    statement's own fault (a bad query, a constraint) that must surface as it is."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError | InterfaceError) or not type(exc.orig).__module__.startswith("psycopg"):
+        return False  # a statement's fault; SQLite's errors are about a local file or a statement, never an outage
+    code = getattr(exc.orig, "pgcode", None) or getattr(exc.orig, "sqlstate", None)
+    return code is None or str(code).startswith(_UNREACHABLE_SQLSTATES)
+
+
+def describe_database(url: str) -> str:
+    """The database in words, never its password: `PostgreSQL at host:port/name (user u)` or `SQLite file path`."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"SQLite file {parsed.database}"
+    host = parsed.host or parsed.query.get("host") or "localhost"
+    port = parsed.port or parsed.query.get("port") or 5432
+    user = f" (user {parsed.username})" if parsed.username else ""
+    return f"PostgreSQL at {host}:{port}/{parsed.database or ''}{user}"
+
+
+def _cause(exc: BaseException) -> str:
+    """The driver's reason on one line (`Connection refused`, `FATAL: password authentication failed ...`)."""
+    orig = getattr(exc, "orig", None) or exc
+    first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    reason = re.sub(r"^.* failed: ", "", first)  # psycopg: `connection failed: connection to server at ... failed: `
+    return re.sub(r"\s+", " ", reason).strip() or type(orig).__name__
+
+
+def unreachable_message(exc: BaseException, url: str) -> str:
+    """One short error naming the database (password masked), the driver's reason and the fix."""
+    parsed = make_url(url)
+    reason = _cause(exc)
+    if parsed.password:
+        reason = reason.replace(str(parsed.password), "***")
+    return (f"the database is unreachable: {describe_database(url)}: {reason}. Check DATABASE_URL "
+            f"({parsed.render_as_string(hide_password=True)}) and that PostgreSQL is running and accepts "
+            "connections from here (docs/runbook.md, 'Database unreachable').")
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """What `aicash db check` reports: the time to connect, one `SELECT 1` round trip, the schema revision."""
+
+    connect_ms: float
+    round_trip_ms: float
+    revision: str | None
+
+
+def check_connection(engine: Engine) -> ConnectionCheck:
+    """Connect (a new connection when the pool is empty, as in a fresh process), time that and one round trip,
+    and read the schema revision."""
+    from alembic.runtime.migration import MigrationContext
+
+    started = time.perf_counter()
+    with engine.connect() as conn:
+        connected = time.perf_counter()
+        conn.execute(text("SELECT 1")).scalar_one()
+        answered = time.perf_counter()
+        revision = MigrationContext.configure(conn).get_current_revision()
+    return ConnectionCheck((connected - started) * 1000, (answered - connected) * 1000, revision)

@@ -31,7 +31,8 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 IdType = BigInteger().with_variant(Integer(), "sqlite")
 
 MODEL_STATUSES = ("candidate", "approved", "rejected", "production", "archived")
-# `submitted`, `scheduled`: handed to a KFP cluster; `skipped`, `cancelled`: KFP's outcomes (`aicash pipeline status`)
+# `submitted`, `scheduled`: handed to a KFP cluster; `skipped`, `cancelled`: KFP's outcomes (`aicash pipeline status`);
+# `skipped` also: POST /train without force_retrain when no new bar arrived since the production model's data ended
 RUN_STATUSES = ("running", "succeeded", "failed", "submitted", "scheduled", "skipped", "cancelled")
 
 
@@ -56,6 +57,20 @@ class MarketCandle(Base):
     low: Mapped[float] = mapped_column(Float)
     close: Mapped[float] = mapped_column(Float)
     volume: Mapped[float] = mapped_column(Float)
+
+
+class IngestedObject(Base):
+    """An object-store file that `aicash data ingest --from s3://...` has read; the ETag identifies its content, so a
+    re-dropped identical file is skipped and a changed one (new ETag) is read again."""
+
+    __tablename__ = "ingested_objects"
+
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    etag: Mapped[str] = mapped_column(String(128), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(Integer)
+    ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class MLModel(Base):
@@ -243,6 +258,7 @@ __all__ = [
     "AuditLog",
     "Base",
     "DriftReport",
+    "IngestedObject",
     "LiveMetrics",
     "MLModel",
     "MarketCandle",

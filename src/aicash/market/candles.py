@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from aicash.indicators import OHLCV_COLUMNS
+from aicash.market.timeframes import TIMEFRAME_NAMES
 from aicash.market.validation import (
     FaultReport,
     InputFileError,
@@ -22,8 +25,7 @@ from aicash.market.validation import (
 
 CANDLE_FILE_COLUMNS: tuple[str, ...] = ("timestamp", *OHLCV_COLUMNS)
 TIMEFRAMES: dict[str, pd.Timedelta] = {
-    tf: pd.Timedelta(tf.replace("m", "min").replace("w", "W"))
-    for tf in ("1m", "5m", "15m", "30m", "1h", "4h", "1d", "1w")
+    tf: pd.Timedelta(tf.replace("m", "min").replace("w", "W")) for tf in TIMEFRAME_NAMES
 }
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,31}$")
 
@@ -63,6 +65,72 @@ def validate_candles(raw: pd.DataFrame, first_line: int, source: str) -> pd.Data
         raise InputFileError(report)
     clean = values.assign(ts=ts.to_numpy())
     return clean[["ts", *OHLCV_COLUMNS]]
+
+
+@dataclass(frozen=True)
+class SeriesCandles:
+    """Validated candles (ts, OHLCV; increasing ts) of one series read from a source."""
+
+    symbol: str
+    timeframe: str
+    candles: pd.DataFrame
+
+
+def validate_series_rows(
+    raw: pd.DataFrame, first_line: int, report: FaultReport, symbol: str | None, timeframe: str | None
+) -> list[SeriesCandles]:
+    """Validate rows that may hold several series and split them per series, or raise `InputFileError` naming
+    every fault. `symbol`/`timeframe` given (already checked) apply to every row; otherwise they are columns."""
+    fixed = {"symbol": symbol, "timeframe": timeframe}
+    require_columns(report, raw, (*CANDLE_FILE_COLUMNS, *(k for k, v in fixed.items() if v is None)), first_line)
+    if report:
+        raise InputFileError(report)
+    lines = line_numbers(raw, first_line)
+    keys = {
+        name: _series_values(report, raw, name, fixed[name], lines, check)
+        for name, check in (("symbol", symbol_or_none), ("timeframe", _valid_timeframe))
+    }
+    ts = parse_timestamps(raw["timestamp"])
+    values = parse_numbers(report, raw, list(OHLCV_COLUMNS), lines)
+    _check_price_ranges(report, values, lines)
+    frame = values.assign(ts=ts, symbol=keys["symbol"], timeframe=keys["timeframe"])  # all on the raw rows' index
+    out: list[SeriesCandles] = []
+    for (sym, tf), part in frame.groupby(["symbol", "timeframe"], sort=True):
+        pos = raw.index.get_indexer(part.index)
+        check_timestamps(report, ts.iloc[pos], raw["timestamp"].iloc[pos], lines[pos], "timestamp")
+        out.append(SeriesCandles(str(sym), str(tf), part[["ts", *OHLCV_COLUMNS]].reset_index(drop=True)))
+    if report:
+        raise InputFileError(report)
+    return out
+
+
+def symbol_or_none(value: str) -> str | None:
+    """The upper-cased symbol when `value` is a valid one (see `normalize_symbol`), else None."""
+    return value.upper() if SYMBOL_PATTERN.fullmatch(value.upper()) else None
+
+
+def _valid_timeframe(value: str) -> str | None:
+    return value if value in TIMEFRAMES else None
+
+
+_KEY_HINTS = {"symbol": "1-32 letters, digits, '.', '_' or '-'", "timeframe": f"one of {', '.join(TIMEFRAMES)}"}
+
+
+def _series_values(
+    report: FaultReport, raw: pd.DataFrame, name: str, fixed: str | None, lines: np.ndarray,
+    check: Callable[[str], str | None],
+) -> pd.Series:
+    """Each row's symbol or timeframe: the fixed value, or the column's checked (symbols upper-cased)."""
+    if fixed is not None:
+        return pd.Series(fixed, index=raw.index, dtype="string")
+    text = raw[name].astype("string").str.strip()
+    valid = {value: check(value) for value in text.dropna().unique()}
+    out = text.map(valid, na_action="ignore").astype("string")
+    for i in np.flatnonzero(out.isna().to_numpy()):
+        cell = text.iloc[i]
+        what = "is empty" if pd.isna(cell) or not cell else f"{str(cell)[:40]!r} is not a valid {name}"
+        report.add(f"bad {name}", int(lines[i]), name, f"{what}: use {_KEY_HINTS[name]}")
+    return out
 
 
 def _check_price_ranges(report: FaultReport, v: pd.DataFrame, lines: np.ndarray) -> None:

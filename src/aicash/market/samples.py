@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import resources
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from aicash.market.candles import validate_candles
+if TYPE_CHECKING:  # pandas only when a sample is loaded: listing them stays fast
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,10 @@ def get_sample(name: str) -> Sample:
 
 def load_sample(name: str) -> pd.DataFrame:
     """The sample's validated candles (ts, open, high, low, close, volume)."""
+    import pandas as pd
+
+    from aicash.market.candles import validate_candles
+
     sample = get_sample(name)
     with resources.files(sample.package).joinpath(sample.resource).open("r") as fh:
         raw = pd.read_csv(fh, dtype=str)

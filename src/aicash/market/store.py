@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
@@ -12,6 +11,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from aicash.db.models import MarketCandle
 from aicash.indicators import OHLCV_COLUMNS
+from aicash.market.summary import SeriesSummary, summarize  # noqa: F401 - re-exported
 
 Progress = Callable[[int], None]
 BATCH_ROWS = 50_000
@@ -25,27 +25,33 @@ _SQLITE_UPSERT = f"INSERT INTO market_candles ({', '.join(_COLUMNS)}) VALUES ({_
 _PG_MERGE = f"INSERT INTO market_candles SELECT {', '.join(_COLUMNS)} FROM candles_in {_CONFLICT}"  # noqa: S608
 
 
-@dataclass(frozen=True)
-class SeriesSummary:
-    """What the store holds for one (symbol, timeframe)."""
-
-    symbol: str
-    timeframe: str
-    bars: int
-    first: datetime
-    last: datetime
-
-
 def upsert_candles(
     engine: Engine, symbol: str, timeframe: str, candles: pd.DataFrame, progress: Progress | None = None
 ) -> int:
     """Insert or update `candles` (ts, open, high, low, close, volume) in one transaction; returns rows."""
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            _copy_upsert(conn, symbol, timeframe, candles, progress)
-        else:
-            _sqlite_upsert(conn, symbol, timeframe, candles, progress)
+        upsert_in(conn, symbol, timeframe, candles, progress)
     return len(candles)
+
+
+def upsert_in(
+    conn: Connection, symbol: str, timeframe: str, candles: pd.DataFrame, progress: Progress | None = None
+) -> None:
+    """The upsert inside the caller's transaction, so that several series (and a ledger) commit together."""
+    if conn.dialect.name == "postgresql":
+        _copy_upsert(conn, symbol, timeframe, candles, progress)
+    else:
+        _sqlite_upsert(conn, symbol, timeframe, candles, progress)
+
+
+def last_bars(engine: Engine) -> dict[tuple[str, str], pd.Timestamp]:
+    """The latest stored bar (UTC) of each (symbol, timeframe): where an incremental read starts."""
+    t = MarketCandle.__table__
+    query = select(t.c.symbol, t.c.timeframe, func.max(t.c.ts)).group_by(t.c.symbol, t.c.timeframe)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    stamps = {(sym, tf): pd.Timestamp(last) for sym, tf, last in rows}
+    return {key: ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC") for key, ts in stamps.items()}
 
 
 def _sqlite_upsert(
@@ -79,6 +85,7 @@ def _copy_upsert(
         if progress:
             progress(len(part))
     cursor.execute(_PG_MERGE)
+    cursor.execute("DROP TABLE candles_in")  # the next series of the same transaction makes its own
     cursor.close()
 
 
@@ -106,15 +113,3 @@ def load_candles(
     ts = pd.to_datetime(frame["ts"])
     frame["ts"] = ts.dt.tz_localize("UTC") if ts.dt.tz is None else ts.dt.tz_convert("UTC")
     return frame
-
-
-def summarize(engine: Engine) -> list[SeriesSummary]:
-    """Bar counts and date ranges per (symbol, timeframe)."""
-    t = MarketCandle.__table__
-    query = (
-        select(t.c.symbol, t.c.timeframe, func.count(), func.min(t.c.ts), func.max(t.c.ts))
-        .group_by(t.c.symbol, t.c.timeframe)
-        .order_by(t.c.symbol, t.c.timeframe)
-    )
-    with engine.connect() as conn:
-        return [SeriesSummary(*row) for row in conn.execute(query)]

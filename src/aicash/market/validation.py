@@ -24,9 +24,10 @@ class Fault:
     line: int | None
     column: str
     message: str
+    unit: str = "line"  # "row" for a query's result, which has no lines
 
     def __str__(self) -> str:
-        where = f"line {self.line}, column {self.column!r}" if self.line else f"column {self.column!r}"
+        where = f"{self.unit} {self.line}, column {self.column!r}" if self.line else f"column {self.column!r}"
         return f"{where}: {self.message}"
 
 
@@ -36,9 +37,10 @@ class FaultReport:
 
     source: str
     faults: list[Fault] = field(default_factory=list)
+    unit: str = "line"
 
     def add(self, kind: str, line: int | None, column: str, message: str) -> None:
-        self.faults.append(Fault(kind, line, column, message))
+        self.faults.append(Fault(kind, line, column, message, self.unit))
 
     def __bool__(self) -> bool:
         return bool(self.faults)
@@ -108,7 +110,10 @@ def parse_numbers(
     for col in columns:
         raw = frame[col]
         values = pd.to_numeric(raw, errors="coerce").astype("float64")
-        blank = raw.isna() | (raw.astype("string").str.strip() == "")
+        # numbers (a query's, Parquet's) cannot be blank text: skip the costly conversion to strings
+        blank = raw.isna()
+        if not pd.api.types.is_numeric_dtype(raw):
+            blank = blank | (raw.astype("string").str.strip() == "")
         bad = ~np.isfinite(values.to_numpy()) & (required | ~blank.to_numpy())
         for i in np.flatnonzero(bad):
             report.add("non-numeric value", int(lines[i]), col, f"{str(raw.iloc[i])[:40]!r} is not a finite number")

@@ -17,12 +17,14 @@ from typing import Any
 import yaml
 
 from aicash.monitoring import status as st
+from aicash.monitoring.outcomes import LiveFigures
 from aicash.monitoring.scrape import FEATURE_AGE_LIMIT_METRIC, FEATURE_AGE_METRIC, LATENCY_METRIC, FeatureAge, Histogram
 
 PREDICT_ENDPOINT = "/predict"
 LATENCY_P95_SECONDS = 1.0
 MIN_LATENCY_REQUESTS = 10  # a p95 over fewer requests is one slow request
 MIN_LIVE_DECISIONS = 100  # an accuracy over fewer decisions is noise
+MIN_LIVE_TRADES = 30  # a win rate over fewer trades is noise (the training gate's minimum too)
 GROUP = "aicash"
 
 
@@ -30,11 +32,12 @@ GROUP = "aicash"
 class Inputs:
     """What the rules are evaluated on."""
 
-    status: st.MonitorStatus
+    status: st.MonitorStatus | None  # None when the database could not be read (`database_error` says why)
     latency: Histogram | None = None  # /predict latency histogram; None when not scraped
     latency_error: str | None = None  # why it could not be scraped
     feature_ages: tuple[FeatureAge, ...] | None = None  # the service's feature ages; None when not scraped
     feature_ages_error: str | None = None  # why they could not be scraped
+    database_error: str | None = None  # why the database could not be read (it names the database, never a password)
 
 
 @dataclass(frozen=True)
@@ -58,13 +61,14 @@ class AlertRule:
     summary: str
     description: str
     evaluate: Callable[[Inputs], AlertState] = field(compare=False, repr=False)
+    needs_database: bool = True  # evaluated on `Inputs.status`: not evaluated while the database is unreachable
 
     def to_prometheus(self) -> dict[str, Any]:
         return {
             "alert": self.name, "expr": self.expr, "for": self.for_,
             "labels": {"severity": self.severity, "team": "ml"},
             "annotations": {"summary": self.summary, "description": self.description,
-                            "runbook": "README.md#monitoring"},
+                            "runbook": "docs/monitoring.md#alerts"},
         }
 
 
@@ -118,6 +122,38 @@ def _accuracy(inputs: Inputs) -> AlertState:
     return AlertState(name, bool(low), ("below minimum: " + ", ".join(low) + "; " if low else "") + detail)
 
 
+def _below(status: st.MonitorStatus, name: str, figure: str, setting: str, limit: float, minimum: int, unit: str,
+           value: Callable[[LiveFigures], float | None], count: Callable[[LiveFigures], int]) -> AlertState:
+    """Fires for each serving version whose live `figure` is below `limit`, judged over at least `minimum` `unit`."""
+    if not status.serving:
+        return AlertState(name, False, "no model is serving")
+    low, parts = [], []
+    for version, _ in status.serving:
+        f = status.live.get(version)
+        n, v = (count(f), value(f)) if f else (0, None)
+        if n < minimum or v is None:
+            parts.append(f"{version}: {n} {unit} (< {minimum}, not judged)")
+            continue
+        parts.append(f"{version}: {figure} {v:.3f} over {n} {unit}")
+        if v < limit:
+            low.append(version)
+    detail = "; ".join(parts) + f" ({setting} {limit:.3f})"
+    return AlertState(name, bool(low), ("below minimum: " + ", ".join(low) + "; " if low else "") + detail)
+
+
+def _win_rate(inputs: Inputs) -> AlertState:
+    status = inputs.status
+    return _below(status, "AicashLiveWinRateLow", "win rate", "MIN_LIVE_WIN_RATE", status.min_live_win_rate,
+                  MIN_LIVE_TRADES, "trades", lambda f: f.win_rate, lambda f: f.trades)
+
+
+def _confidence(inputs: Inputs) -> AlertState:
+    status = inputs.status
+    return _below(status, "AicashLiveConfidenceLow", "average confidence", "MIN_LIVE_CONFIDENCE",
+                  status.min_live_confidence, MIN_LIVE_DECISIONS, "decisions", lambda f: f.average_confidence,
+                  lambda f: f.decisions)
+
+
 def _features_stale(inputs: Inputs) -> AlertState:
     name = "AicashFeaturesStale"
     if inputs.feature_ages_error:
@@ -130,6 +166,19 @@ def _features_stale(inputs: Inputs) -> AlertState:
     parts = [f"{a.symbol} {a.timeframe}: {a.age_seconds:.0f} s old (limit {a.limit_seconds:g} s)"
              for a in (stale or inputs.feature_ages)]
     return AlertState(name, bool(stale), ("stale: " if stale else "fresh: ") + "; ".join(parts[:10]))
+
+
+def _database(inputs: Inputs) -> AlertState:
+    name = "AicashDatabaseUnreachable"
+    if inputs.database_error is None:
+        return AlertState(name, False, "the database answered")
+    skipped = ", ".join(r.name for r in RULES if r.needs_database)
+    return AlertState(name, True, f"{inputs.database_error} Not evaluated: {skipped}.")
+
+
+def _not_evaluated(rule: AlertRule) -> AlertState:
+    return AlertState(rule.name, False, "not evaluated: the database is unreachable (AicashDatabaseUnreachable)",
+                      error=True)
 
 
 _LATENCY_BUCKETS = f'{LATENCY_METRIC}_bucket{{endpoint="{PREDICT_ENDPOINT}"}}'
@@ -145,6 +194,7 @@ RULES: tuple[AlertRule, ...] = (
         "p95 of POST /predict has been {{ $value | humanizeDuration }} for 5 minutes (limit 1 s). Check CPU "
         "throttling, GC pauses and the feature store's latency.",
         _latency,
+        needs_database=False,
     ),
     AlertRule(
         "AicashDriftDetected",
@@ -181,6 +231,39 @@ RULES: tuple[AlertRule, ...] = (
         "{{ $value | humanizeDuration }} old, past MAX_FEATURE_AGE_BARS bars plus FEATURE_AGE_GRACE_SECONDS; answers "
         "say stale=true. Check ingestion and `aicash features materialize`.",
         _features_stale,
+        needs_database=False,
+    ),
+    AlertRule(
+        "AicashDatabaseUnreachable",
+        f"{st.DATABASE_UP} == 0",
+        "5m", "page",
+        "The platform database is unreachable",
+        "The monitor cannot connect to the database: training, promotions, API keys and the prediction log wait "
+        "for it (the inference service keeps answering, degraded). `aicash db check` names the database and the "
+        "error; see the runbook, \"Database unreachable\".",
+        _database,
+        needs_database=False,
+    ),
+    AlertRule(
+        "AicashLiveWinRateLow",
+        f"{st.LIVE_WIN_RATE} < on() group_left() {st.MIN_LIVE_WIN_RATE}\nand {st.LIVE_TRADES} >= {MIN_LIVE_TRADES}",
+        "30m", "warning",
+        "Live win rate below MIN_LIVE_WIN_RATE",
+        "{{ $labels.model_version }} wins {{ $value | humanizePercentage }} of its traded signals over the last 7 "
+        "days, below MIN_LIVE_WIN_RATE (the guide's target: above 55 %). Roll back (`aicash models rollback`) or "
+        "retrain.",
+        _win_rate,
+    ),
+    AlertRule(
+        "AicashLiveConfidenceLow",
+        f"{st.LIVE_CONFIDENCE} < on() group_left() {st.MIN_LIVE_CONFIDENCE}\n"
+        f"and {st.LIVE_DECISIONS} >= {MIN_LIVE_DECISIONS}",
+        "30m", "warning",
+        "Live average confidence below MIN_LIVE_CONFIDENCE",
+        "{{ $labels.model_version }}'s decisions over the last 7 days have an average confidence of "
+        "{{ $value | humanizePercentage }}, below MIN_LIVE_CONFIDENCE (the guide's target: above 70 %). Check drift "
+        "(`aicash monitor drift`) and retrain.",
+        _confidence,
     ),
 )
 
@@ -205,7 +288,9 @@ def rules_yaml() -> str:
 
 
 def evaluate(inputs: Inputs) -> list[AlertState]:
-    return [rule.evaluate(inputs) for rule in RULES]
+    """Every rule's state; while the database is unreachable (no status) the rules that read it are in error."""
+    return [_not_evaluated(rule) if rule.needs_database and inputs.status is None else rule.evaluate(inputs)
+            for rule in RULES]
 
 
 def mail_parts(firing: list[AlertState]) -> tuple[str, str, str]:

@@ -1,10 +1,9 @@
 """Mail to the ML team over SMTP (`smtplib`): STARTTLS when SMTP_STARTTLS, login when SMTP_USERNAME is set,
-implicit TLS on port 465. Messages are kept under `MAX_MESSAGE_BYTES`: a report too large to attach as it is
-goes gzipped."""
+implicit TLS on port 465. Messages are kept under `MAX_MESSAGE_BYTES`: a report is attached as a plain `.html`
+file (a mail client opens it with one click) only when it fits; the caller attaches something smaller otherwise."""
 
 from __future__ import annotations
 
-import gzip
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -57,21 +56,27 @@ class Attachment:
     content: bytes
     maintype: str
     subtype: str
+    charset: str | None = None  # for text/*: without it, clients read the bytes as ASCII
 
 
-def report_attachment(html: str, stem: str, max_message_bytes: int = MAX_MESSAGE_BYTES) -> Attachment | None:
-    """The HTML report as it is when the message stays under the limit, else gzipped; None if even that is too big.
+def attachment_budget(max_message_bytes: int | None = None) -> int:
+    """The largest file, in bytes, that keeps a message under `max_message_bytes` (default `MAX_MESSAGE_BYTES`)
+    once base64-encoded beside the headers and the body."""
+    limit = MAX_MESSAGE_BYTES if max_message_bytes is None else max_message_bytes
+    return max(0, int((limit - _BODY_ALLOWANCE) / _BASE64_GROWTH))
 
-    Evidently's HTML carries its JavaScript (~4.8 MB), which base64 makes ~6.6 MB, so in practice it goes gzipped
-    (~1.4 MB): browsers open the file once it is decompressed (double-click on most systems)."""
-    budget = (max_message_bytes - _BODY_ALLOWANCE) / _BASE64_GROWTH
+
+def html_attachment(html: str, filename: str, max_message_bytes: int | None = None) -> Attachment | None:
+    """`html` as a `text/html` file named `filename` (ending `.html`) when it fits the budget, else None.
+
+    Not gzipped: a `.html.gz` has to be saved and decompressed before a browser shows it, and a `.html` opens from
+    the mail client directly."""
+    if not filename.endswith(".html"):
+        raise ValueError(f"{filename!r}: an HTML attachment's name ends in .html, or mail clients will not open it")
     raw = html.encode("utf-8")
-    if len(raw) <= budget:
-        return Attachment(f"{stem}.html", raw, "text", "html")
-    packed = gzip.compress(raw, compresslevel=6, mtime=0)
-    if len(packed) <= budget:
-        return Attachment(f"{stem}.html.gz", packed, "application", "gzip")
-    return None
+    if len(raw) > attachment_budget(max_message_bytes):
+        return None
+    return Attachment(filename, raw, "text", "html", "utf-8")
 
 
 def build_message(
@@ -86,7 +91,8 @@ def build_message(
     message.set_content(text_body)
     message.add_alternative(html_body, subtype="html")
     for item in attachments or []:
-        message.add_attachment(item.content, maintype=item.maintype, subtype=item.subtype, filename=item.filename)
+        message.add_attachment(item.content, maintype=item.maintype, subtype=item.subtype, filename=item.filename,
+                               params={"charset": item.charset} if item.charset else None)
     return message
 
 

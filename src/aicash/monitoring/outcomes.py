@@ -157,13 +157,14 @@ def decisions(outcomes: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class LiveFigures:
-    """Accuracy and win rate of one model version over some decisions."""
+    """Accuracy, win rate and average confidence of one model version over some decisions."""
 
     decisions: int
     correct: int
     trades: int
     wins: int
     mean_trade_return: float | None
+    confidence_sum: float = 0.0  # sum of the decisions' confidences (the predicted class's probability)
 
     @property
     def accuracy(self) -> float | None:
@@ -172,6 +173,10 @@ class LiveFigures:
     @property
     def win_rate(self) -> float | None:
         return self.wins / self.trades if self.trades else None
+
+    @property
+    def average_confidence(self) -> float | None:
+        return self.confidence_sum / self.decisions if self.decisions else None
 
 
 def figures(outcomes: pd.DataFrame) -> LiveFigures:
@@ -185,6 +190,7 @@ def figures(outcomes: pd.DataFrame) -> LiveFigures:
         decisions=len(outcomes), correct=int(outcomes["correct"].astype(bool).sum()) if len(outcomes) else 0,
         trades=len(traded), wins=int(traded["win"].astype(bool).sum()) if len(traded) else 0,
         mean_trade_return=signed,
+        confidence_sum=float(outcomes["confidence"].astype(float).sum()) if len(outcomes) else 0.0,
     )
 
 

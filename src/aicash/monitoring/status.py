@@ -21,7 +21,9 @@ from prometheus_client import CollectorRegistry, write_to_textfile
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import DBAPIError
 
+from aicash.db.engine import is_unreachable
 from aicash.db.models import DriftReport, TrainingRun
 from aicash.monitoring.outcomes import LiveFigures, daily_metrics, live_figures
 from aicash.monitoring.window import utc
@@ -44,8 +46,13 @@ DAILY_ACCURACY = "aicash_live_daily_accuracy"
 DAILY_WIN_RATE = "aicash_live_daily_win_rate"
 DAILY_DECISIONS = "aicash_live_daily_decisions"
 DAILY_TRADES = "aicash_live_daily_trades"
+DATABASE_UP = "aicash_database_up"
+LIVE_CONFIDENCE = "aicash_live_confidence"
+MIN_LIVE_WIN_RATE = "aicash_min_live_win_rate"
+MIN_LIVE_CONFIDENCE = "aicash_min_live_confidence"
 EXPORTED = (LIVE_ACCURACY, LIVE_WIN_RATE, LIVE_DECISIONS, LIVE_TRADES, MIN_ACCURACY, DRIFT_DETECTED, DRIFT_SHARE,
-            DRIFT_TIMESTAMP, TRAINING_FAILED, DAILY_ACCURACY, DAILY_WIN_RATE, DAILY_DECISIONS, DAILY_TRADES)
+            DRIFT_TIMESTAMP, TRAINING_FAILED, DAILY_ACCURACY, DAILY_WIN_RATE, DAILY_DECISIONS, DAILY_TRADES,
+            DATABASE_UP, LIVE_CONFIDENCE, MIN_LIVE_WIN_RATE, MIN_LIVE_CONFIDENCE)
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,8 @@ class MonitorStatus:
     failed_runs: list[FailedRun]  # failed in TRAINING_FAILURE_WINDOW
     min_accuracy: float
     daily: list[DailyFigures] = field(default_factory=list)  # live_metrics rows of the last LIVE_WINDOW days
+    min_live_win_rate: float = 0.55  # MIN_LIVE_WIN_RATE
+    min_live_confidence: float = 0.70  # MIN_LIVE_CONFIDENCE
 
 
 def _number(value: object) -> float | None:
@@ -120,6 +129,8 @@ def collect_status(engine: Engine, settings: Settings, now: datetime | None = No
         failed_runs=[FailedRun(int(i), p, utc(t) if isinstance(t, datetime) else at, e or "") for i, p, t, e in failed],
         min_accuracy=settings.min_accuracy,
         daily=daily_figures(engine, at),
+        min_live_win_rate=settings.min_live_win_rate,
+        min_live_confidence=settings.min_live_confidence,
     )
 
 
@@ -145,6 +156,7 @@ def gauges(status: MonitorStatus) -> Iterator[GaugeMetricFamily]:
     yield from _daily_gauges(status.daily)
     yield GaugeMetricFamily(MIN_ACCURACY, "MIN_ACCURACY setting: the lowest acceptable accuracy",
                             value=status.min_accuracy)
+    yield from _guide_target_gauges(status)
     drift = status.drift
     yield GaugeMetricFamily(DRIFT_DETECTED, "1 when the latest drift report detected drift",
                             value=float(bool(drift and drift.detected)))
@@ -154,6 +166,22 @@ def gauges(status: MonitorStatus) -> Iterator[GaugeMetricFamily]:
                             value=drift.at.timestamp() if drift else 0.0)
     yield GaugeMetricFamily(TRAINING_FAILED, "Training runs failed in the last 24 hours",
                             value=len(status.failed_runs))
+
+
+def _guide_target_gauges(status: MonitorStatus) -> Iterator[GaugeMetricFamily]:
+    """Live average confidence per serving version, and the guide's live targets the alerts compare with."""
+    confidence = GaugeMetricFamily(LIVE_CONFIDENCE, "Average confidence (the predicted class's probability) of a "
+                                   "serving version's decisions over the last 7 days (rolling)",
+                                   labels=["model_version"])
+    for version, _ in status.serving:
+        figures = status.live.get(version)
+        if figures and figures.average_confidence is not None:
+            confidence.add_metric([version], figures.average_confidence)
+    yield confidence
+    yield GaugeMetricFamily(MIN_LIVE_WIN_RATE, "MIN_LIVE_WIN_RATE setting: the lowest acceptable live win rate",
+                            value=status.min_live_win_rate)
+    yield GaugeMetricFamily(MIN_LIVE_CONFIDENCE, "MIN_LIVE_CONFIDENCE setting: the lowest acceptable live average "
+                            "confidence", value=status.min_live_confidence)
 
 
 def _daily_gauges(rows: list[DailyFigures]) -> Iterator[GaugeMetricFamily]:
@@ -182,24 +210,39 @@ class StatusCollector(Collector):
         self.engine, self.settings = engine, settings
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        yield from gauges(collect_status(self.engine, self.settings))
+        try:
+            status: MonitorStatus | None = collect_status(self.engine, self.settings)
+        except DBAPIError as exc:
+            if not is_unreachable(exc):
+                raise
+            status = None
+        yield from exported_gauges(status)
+
+
+def exported_gauges(status: MonitorStatus | None) -> Iterator[GaugeMetricFamily]:
+    """`aicash_database_up` and the snapshot's gauges; with no snapshot (the database unreachable) only the former,
+    at 0, which `AicashDatabaseUnreachable` reads."""
+    yield GaugeMetricFamily(DATABASE_UP, "1 when the monitor could read the database, 0 when it was unreachable",
+                            value=float(status is not None))
+    if status is not None:
+        yield from gauges(status)
 
 
 class _Fixed(Collector):
-    def __init__(self, status: MonitorStatus) -> None:
+    def __init__(self, status: MonitorStatus | None) -> None:
         self.status = status
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        yield from gauges(self.status)
+        yield from exported_gauges(self.status)
 
 
-def registry_of(status: MonitorStatus) -> CollectorRegistry:
+def registry_of(status: MonitorStatus | None) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Fixed(status))
     return registry
 
 
-def write_textfile(status: MonitorStatus, path: Path) -> Path:
+def write_textfile(status: MonitorStatus | None, path: Path) -> Path:
     """Atomically write the gauges for node-exporter's textfile collector."""
     path.parent.mkdir(parents=True, exist_ok=True)
     write_to_textfile(str(path), registry_of(status))

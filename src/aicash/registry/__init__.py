@@ -12,6 +12,7 @@ from aicash.registry.artifacts import (
     store_for,
 )
 from aicash.registry.lifecycle import (
+    PREVIOUS_VERSION,
     AuditEntry,
     ModelRecord,
     NothingToRollBackError,
@@ -31,6 +32,7 @@ from aicash.registry.lifecycle import (
 from aicash.registry.versions import new_version
 
 __all__ = [
+    "PREVIOUS_VERSION",
     "ArtifactError",
     "ArtifactExistsError",
     "ArtifactIntegrityError",

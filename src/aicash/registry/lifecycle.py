@@ -28,6 +28,9 @@ from aicash.model_input import MODEL_NAME
 from aicash.registry.artifacts import ArtifactStore, check_name, verify_local
 
 PROMOTE, ROLLBACK, REGISTER = "model.promote", "model.rollback", "model.register"
+# The version alias of the guide's model rollback (`POST /models/previous-version/promote`): the version that was
+# production before the current one. No version may be registered under that name.
+PREVIOUS_VERSION = "previous-version"
 
 
 class RegistryError(ValueError):
@@ -138,6 +141,9 @@ def register_model(
     """Upload the artifacts, then record the version as approved, rejected (with reasons) or candidate (None)."""
     check_name("model name", name)
     check_name("version", version)
+    if version == PREVIOUS_VERSION:
+        raise RegistryError(f"{PREVIOUS_VERSION!r} is the alias of the previous production version: pick another "
+                            "version name")
     if approved is False and not reasons:
         raise RegistryError("a rejected model needs at least one reason (which gate check failed)")
     clean_metrics = _json_safe(metrics)
@@ -281,11 +287,13 @@ def rollback(engine: Engine, actor: str, *, name: str = MODEL_NAME, reason: str 
 
 
 # -- reading --------------------------------------------------------------------------------------------------
-def list_models(engine: Engine, name: str | None = MODEL_NAME) -> list[ModelRecord]:
-    """Every registered version (of `name`, or of all names when None), newest first."""
+def list_models(engine: Engine, name: str | None = MODEL_NAME, limit: int | None = None) -> list[ModelRecord]:
+    """Every registered version (of `name`, or of all names when None), newest first; the first `limit`."""
     query = select(MLModel).order_by(MLModel.name, MLModel.created_at.desc(), MLModel.id.desc())
     if name is not None:
         query = query.where(MLModel.name == name)
+    if limit is not None:
+        query = query.limit(limit)
     with session_scope(engine) as session:
         return [ModelRecord.of(r) for r in session.scalars(query)]
 

@@ -29,6 +29,7 @@ from aicash.serving.schemas import Prediction, PredictRequest
 from aicash.signals.rule import SIGNALS, composite_scores
 
 log = logging.getLogger(__name__)
+DEFAULT_TIMEFRAME = "1h"  # a request without timeframe, answered by a model that does not say its own
 
 
 class Model(Protocol):
@@ -53,6 +54,7 @@ class LoadedModel:
     traffic_percentage: float
     model: Model
     forced: bool = False  # promoted past a gate that rejected (or never approved) it
+    timeframe: str | None = None  # the one timeframe it was trained on: a request that names none reads it
 
     @property
     def label(self) -> str:
@@ -164,11 +166,14 @@ class SignalRuntime:
                 "no model is loaded: promote one with `aicash models promote VERSION --traffic 100`")
         answers: list[Prediction | None] = [None] * len(requests)
         pending: dict[str, list[_Pending]] = {}
-        for i, req in enumerate(requests):
-            request_id = req.request_id or uuid.uuid4().hex
+        resolved = list(requests)  # each with its timeframe filled in from the model that answers it
+        for i, asked in enumerate(requests):
+            request_id = asked.request_id or uuid.uuid4().hex
             version = route(request_id, split)
+            timeframe: str = asked.timeframe or models[version].timeframe or DEFAULT_TIMEFRAME
+            resolved[i] = req = asked.model_copy(update={"timeframe": timeframe}) if not asked.timeframe else asked
             given = req.indicators.model_dump(exclude_none=True)
-            key = json.dumps([version, req.symbol, req.timeframe, given], sort_keys=True)
+            key = json.dumps([version, req.symbol, timeframe, given], sort_keys=True)
             if (hit := self.cache.get(key)) is not None:
                 cached, features = hit
                 # staleness judged now: a cached answer's bar keeps ageing
@@ -176,7 +181,7 @@ class SignalRuntime:
                 answers[i] = hit_answer = cached.model_copy(update={"cached": True, "request_id": request_id, **fresh})
                 self._log(req, hit_answer, features)
                 continue
-            latest, window, as_of = self._merged_inputs(req.symbol, req.timeframe, given)
+            latest, window, as_of = self._merged_inputs(req.symbol, timeframe, given)
             fresh = self._freshness(req, as_of)  # refuses before the forward pass when REFUSE_STALE_FEATURES is on
             pending.setdefault(version, []).append(_Pending(i, request_id, key, latest, window, fresh))
         for version, items in pending.items():
@@ -185,7 +190,7 @@ class SignalRuntime:
             for item, prob, score in zip(items, probs, scores, strict=True):
                 answer = self._answer(item.request_id, models[version], prob, float(score), start, item.freshness)
                 self.cache.put(item.key, (answer, item.latest))
-                self._log(requests[item.index], answer, item.latest)
+                self._log(resolved[item.index], answer, item.latest)
                 answers[item.index] = answer
         return [a for a in answers if a is not None]
 
@@ -221,9 +226,10 @@ class SignalRuntime:
     def _freshness(self, req: PredictRequest, as_of: datetime | None) -> dict[str, Any]:
         """`features_as_of` and `stale` of an answer, judged now; raises `StaleFeaturesError` for a stale series
         when REFUSE_STALE_FEATURES is on."""
-        stale = self.freshness.is_stale(req.timeframe, as_of, datetime.now(UTC))
+        timeframe = req.timeframe or DEFAULT_TIMEFRAME
+        stale = self.freshness.is_stale(timeframe, as_of, datetime.now(UTC))
         if stale and self.freshness.refuse:
-            raise StaleFeaturesError(req.symbol, req.timeframe, as_of, self.freshness.limit_seconds(req.timeframe))
+            raise StaleFeaturesError(req.symbol, timeframe, as_of, self.freshness.limit_seconds(timeframe))
         return {"features_as_of": as_of, "stale": stale}
 
     @staticmethod

@@ -66,7 +66,9 @@ class PredictRequest(BaseModel):
 
     symbol: Symbol
     indicators: Indicators = Field(default_factory=Indicators)  # type: ignore[valid-type]
-    timeframe: Timeframe = "1h"
+    timeframe: Timeframe | None = Field(  # type: ignore[valid-type]
+        default=None, description="Bar length of the series whose features are read, e.g. 1h. Left out: the "
+        "timeframe the answering model was trained on (its training data's series in metrics.json), else 1h.")
     request_id: RequestId | None = Field(
         default=None, description="Routes the request to production or canary deterministically.")
 

@@ -102,6 +102,8 @@ def _describe(samples: Samples, oos: OutOfSample) -> dict[str, object]:
         "samples": len(samples),
         "first_ts": str(pd.Timestamp(samples.ts[0], tz="UTC")) if len(samples) else None,
         "last_ts": str(pd.Timestamp(samples.ts[-1], tz="UTC")) if len(samples) else None,
+        # the latest bar the data used (a label's horizon reaches past last_ts): POST /train's new-bar check
+        "last_bar_ts": str(pd.Timestamp(samples.label_end_ts.max(), tz="UTC")) if len(samples) else None,
         "out_of_sample_samples": len(oos.idx),
         "class_balance": {name: float(c / max(len(samples), 1)) for name, c in zip(SIGNALS, counts, strict=True)},
         "horizon_bars": samples.horizon,

@@ -8,6 +8,7 @@ whole horizon return at once would overstate it). Across series the portfolio is
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -18,6 +19,20 @@ from aicash.training.dataset import Samples
 from aicash.training.labels import FLAT
 
 CALIBRATION_BINS = 10
+# The guide's model targets, reported beside the out-of-sample figures (training report, `aicash models show`); the
+# gate's own minimums are settings (MIN_ACCURACY, MIN_WIN_RATE), the live ones alerts (MIN_LIVE_*).
+GUIDE_TARGETS: dict[str, float] = {"accuracy": 0.65, "win_rate": 0.55, "average_confidence": 0.70}
+
+
+def guide_targets(figures: Mapping[str, object]) -> list[tuple[str, float | None, float, bool]]:
+    """(figure, value, target, met) for each of the guide's targets in `figures` (a `Metrics.to_dict()`); a missing
+    value (a win rate without trades) does not meet its target."""
+    rows = []
+    for key, target in GUIDE_TARGETS.items():
+        value = figures.get(key)
+        number = float(value) if isinstance(value, int | float) else None
+        rows.append((key, number, target, number is not None and number > target))
+    return rows
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from aicash.signals.rule import SIGNALS  # noqa: E402
-from aicash.training.metrics import Metrics  # noqa: E402
+from aicash.training.metrics import Metrics, guide_targets  # noqa: E402
 from aicash.training.walk_forward import MODEL_KEY  # noqa: E402
 
 if TYPE_CHECKING:
@@ -41,6 +41,8 @@ def render_report(result: TrainingResult) -> str:
         + ", ".join(f"{k} {v:.1%}" for k, v in data["class_balance"].items())
         + f". Run time {result.timings['total_seconds']:.1f} s.</p>",
         _gate_section(result),
+        "<h2>The guide's targets (network, out of sample)</h2>",
+        _targets_table(result.model_metrics),
         "<h2>Out-of-sample figures (all test blocks pooled)</h2>",
         _metrics_table(result.aggregate),
         "<h2>Equity after costs</h2>",
@@ -94,20 +96,27 @@ def _metrics_table(metrics: dict[str, Metrics]) -> str:
     return _table(["predictor", *_METRIC_COLUMNS], rows)
 
 
+def _targets_table(m: Metrics) -> str:
+    rows = [[name, value, f"> {target:.0%}", "met" if met else "not met"]
+            for name, value, target, met in guide_targets(m.to_dict())]
+    return _table(["figure", "network", "target", ""], rows)
+
+
 def _confusion_table(m: Metrics) -> str:
     return _table(["true \\ predicted", *SIGNALS], [[SIGNALS[i], *row] for i, row in enumerate(m.confusion)])
 
 
 def _folds_table(result: TrainingResult) -> str:
     header = ["fold", "test from", "test to", "train", "test", "epochs", "best epoch", "network acc",
-              "network win rate", "network Sharpe", "best baseline acc", "best baseline Sharpe"]
+              "network win rate", "network avg. confidence", "network Sharpe", "best baseline acc",
+              "best baseline Sharpe"]
     rows = []
     for f in result.folds:
         model = f.metrics[MODEL_KEY]
         others = [m for name, m in f.metrics.items() if name != MODEL_KEY]
         rows.append([
             f.number, f.test_start[:16], f.test_end[:16], f.train_samples, f.test_samples, f.fit.epochs,
-            f.fit.best_epoch, model.accuracy, model.win_rate, model.sharpe,
+            f.fit.best_epoch, model.accuracy, model.win_rate, model.average_confidence, model.sharpe,
             max((m.accuracy for m in others), default=None), max((m.sharpe for m in others), default=None),
         ])
     return _table(header, rows)

@@ -3,7 +3,8 @@
 A run made here is `running` until `finish_run` closes it. A run handed to a KFP cluster is recorded as
 `submitted` (a recurring run as `scheduled`), with the KFP id and host in its params; `record_kfp_outcomes` then
 writes what KFP reports of it (`aicash pipeline status`, read by `pipelines.status`): `running`, and at the end
-`succeeded`, `failed`, `skipped` or `cancelled`, with KFP's own state and times in its params."""
+`succeeded`, `failed`, `skipped` or `cancelled`, with KFP's own state and times in its params. A run that
+`POST /train` does not start, having nothing new to train on, is recorded `skipped` at once (`record_skipped`)."""
 
 from __future__ import annotations
 
@@ -39,12 +40,27 @@ def start_run(engine: Engine, pipeline: str, params: dict[str, Any], status: str
               audit: AuditEntry | None = None) -> int:  # fmt: skip
     with session_scope(engine) as session:
         run = TrainingRun(pipeline=pipeline, status=status, params=params)
-        session.add(run)
-        session.flush()
-        if audit is not None:
-            session.add(AuditLog(actor=audit.actor, action=audit.action, target=pipeline[:128],
-                                 details={"run_id": run.id, **audit.details}))
-        return int(run.id)
+        return _add_run(session, run, audit)
+
+
+def record_skipped(engine: Engine, pipeline: str, params: dict[str, Any], reason: str,
+                   audit: AuditEntry | None = None) -> int:  # fmt: skip
+    """A run not started because it had nothing new to train on: `skipped`, closed at once, the reason in its
+    error (where KFP's skipped runs keep theirs); with its audit entry in the same transaction."""
+    now = datetime.now(UTC)
+    with session_scope(engine) as session:
+        run = TrainingRun(pipeline=pipeline, status="skipped", params=params, error=reason, started_at=now,
+                          finished_at=now)
+        return _add_run(session, run, audit)
+
+
+def _add_run(session: Session, run: TrainingRun, audit: AuditEntry | None) -> int:
+    session.add(run)
+    session.flush()
+    if audit is not None:
+        session.add(AuditLog(actor=audit.actor, action=audit.action, target=run.pipeline[:128],
+                             details={"run_id": run.id, **audit.details}))
+    return int(run.id)
 
 
 def record_kfp_attempt(engine: Engine, pipeline: str, params: dict[str, Any], *, host: str,
