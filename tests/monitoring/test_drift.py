@@ -16,12 +16,11 @@ from sqlalchemy import select
 from aicash.db.models import AuditLog, DriftReport
 from aicash.settings import load_settings
 from monitoring.drift_job import DriftJobInputError, run_drift_job, summary_html
-from tests.support.monitoring import indicator_frame, log_predictions, register_version
+from tests.support.monitoring import SHIFTED, cluster_drift_run, indicator_frame, log_predictions, register_version
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
-SHIFTED = {"rsi_value": 2.0, "adx_value": 2.0, "stoch_k": 2.0, "stoch_d": 2.0, "bb_percent_b": 2.0}
 
 
 def _attachment(message):  # type: ignore[no-untyped-def]
@@ -194,17 +193,7 @@ def test_cluster_mode_reads_the_reference_from_s3_and_uploads_the_report(  # typ
 ) -> None:
     import boto3
 
-    from aicash.registry import promote
-
-    monkeypatch.setenv("USE_S3_STORAGE", "true")
-    monkeypatch.setenv("S3_BUCKET", s3_bucket)
-    monkeypatch.setenv("S3_ENDPOINT_URL", moto_endpoint)
-    settings = load_settings()
-    register_version(engine, settings, tmp_path / "s3-v1", "v1", reference=indicator_frame(1500, seed=1))
-    promote(engine, "v1", 100, actor="test")
-    log_predictions(engine, indicator_frame(500, seed=13, shift=SHIFTED), version="v1")
-
-    run = run_drift_job(engine, settings, timedelta(hours=24))
+    run = cluster_drift_run(engine, monkeypatch, tmp_path, s3_bucket, moto_endpoint)
 
     assert run.result.detected and run.s3_uri == f"s3://{s3_bucket}/reports/drift/{run.folder.name}/"
     keys = {o["Key"] for o in boto3.client("s3", endpoint_url=moto_endpoint).list_objects_v2(

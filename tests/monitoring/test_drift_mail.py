@@ -12,11 +12,10 @@ import pytest
 from aicash.monitoring import mailer
 from aicash.settings import load_settings
 from monitoring.drift_job import mail_attachment, run_drift_job, summary_html
-from tests.support.monitoring import indicator_frame, log_predictions, register_version
+from tests.support.monitoring import SHIFTED, cluster_drift_run, indicator_frame, log_predictions
 
 SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # Evidently runs: SQLite only, as test_drift
 
-SHIFTED = {"rsi_value": 2.0, "adx_value": 2.0, "stoch_k": 2.0, "stoch_d": 2.0, "bb_percent_b": 2.0}
 
 
 def _only_attachment(message):  # type: ignore[no-untyped-def]
@@ -82,17 +81,7 @@ def test_nothing_attached_when_neither_report_fits(engine, production) -> None: 
 def test_cluster_mode_mails_the_reports_s3_location(  # type: ignore[no-untyped-def]
     engine, monkeypatch, tmp_path, s3_bucket, moto_endpoint, mail_env
 ) -> None:
-    from aicash.registry import promote
-
-    monkeypatch.setenv("USE_S3_STORAGE", "true")
-    monkeypatch.setenv("S3_BUCKET", s3_bucket)
-    monkeypatch.setenv("S3_ENDPOINT_URL", moto_endpoint)
-    settings = load_settings()
-    register_version(engine, settings, tmp_path / "s3-v1", "v1", reference=indicator_frame(1500, seed=1))
-    promote(engine, "v1", 100, actor="test")
-    log_predictions(engine, indicator_frame(500, seed=13, shift=SHIFTED), version="v1")
-
-    run = run_drift_job(engine, settings, timedelta(hours=24))
+    run = cluster_drift_run(engine, monkeypatch, tmp_path, s3_bucket, moto_endpoint)
 
     where = f"s3://{s3_bucket}/reports/drift/{run.folder.name}/report.html"
     assert run.full_report == where

@@ -19,12 +19,11 @@ from sqlalchemy import select
 
 from aicash.db.models import DriftReport
 from aicash.monitoring.mailer import MailDeliveryError, SmtpConfig, build_message, send
-from tests.support.monitoring import indicator_frame, log_predictions
+from tests.support.monitoring import SHIFTED, indicator_frame, log_predictions
 from tests.support.net import free_port
 from tests.support.smtp import Mailbox
 
 USER, PASSWORD = "ml-bot", "correct horse battery staple"
-SHIFTED = {"rsi_value": 2.0, "adx_value": 2.0, "stoch_k": 2.0, "stoch_d": 2.0, "bb_percent_b": 2.0}
 
 
 @dataclass

@@ -20,10 +20,9 @@ from aicash.registry import promote
 from aicash.settings import Settings
 from aicash.training.config import TrainingConfig
 from tests.support.kfp_api import KfpApi
-from tests.support.monitoring import METRICS, indicator_frame, log_predictions, register_version
+from tests.support.monitoring import METRICS, SHIFTED, indicator_frame, log_predictions, register_version
 from tests.support.net import free_port
 
-SHIFTED = {"rsi_value": 2.0, "adx_value": 2.0, "stoch_k": 2.0, "stoch_d": 2.0, "bb_percent_b": 2.0}
 # The production model's recipe: a tiny training config, so the retraining it triggers runs in seconds.
 SMALL = {"max_epochs": 2, "n_folds": 2, "hidden_size": 16, "patience": 1}
 

@@ -35,6 +35,27 @@ METRICS = {
 SIGNAL_SHARES = {"SELL": 0.3, "HOLD": 0.4, "BUY": 0.3}
 
 
+# Five features shifted by two standard deviations: a window the drift report must flag.
+SHIFTED = {"rsi_value": 2.0, "adx_value": 2.0, "stoch_k": 2.0, "stoch_d": 2.0, "bb_percent_b": 2.0}
+
+
+def cluster_drift_run(engine: Engine, monkeypatch: Any, home: Path, bucket: str, endpoint: str) -> Any:
+    """The drift job over the last 24 h in cluster mode (artifacts and reports in `bucket` at `endpoint`), on a
+    production version `v1` whose 500 predictions are SHIFTED; returns the job's run."""
+    from aicash.registry import promote
+    from aicash.settings import load_settings
+    from monitoring.drift_job import run_drift_job
+
+    monkeypatch.setenv("USE_S3_STORAGE", "true")
+    monkeypatch.setenv("S3_BUCKET", bucket)
+    monkeypatch.setenv("S3_ENDPOINT_URL", endpoint)
+    settings = load_settings()
+    register_version(engine, settings, home / "s3-v1", "v1", reference=indicator_frame(1500, seed=1))
+    promote(engine, "v1", 100, actor="test")
+    log_predictions(engine, indicator_frame(500, seed=13, shift=SHIFTED), version="v1")
+    return run_drift_job(engine, settings, timedelta(hours=24))
+
+
 def indicator_frame(rows: int, seed: int, shift: dict[str, float] | None = None) -> pd.DataFrame:
     """Indicators drawn around LEVELS; `shift` moves a column by that many standard deviations."""
     rng = np.random.default_rng(seed)

@@ -106,20 +106,9 @@ def _training(inputs: Inputs) -> AlertState:
 
 
 def _accuracy(inputs: Inputs) -> AlertState:
-    name, status = "AicashLiveAccuracyLow", inputs.status
-    if not status.serving:
-        return AlertState(name, False, "no model is serving")
-    low, parts = [], []
-    for version, _ in status.serving:
-        f = status.live.get(version)
-        if f is None or f.decisions < MIN_LIVE_DECISIONS or f.accuracy is None:
-            parts.append(f"{version}: {f.decisions if f else 0} decisions (< {MIN_LIVE_DECISIONS}, not judged)")
-            continue
-        parts.append(f"{version}: accuracy {f.accuracy:.3f} over {f.decisions} decisions")
-        if f.accuracy < status.min_accuracy:
-            low.append(version)
-    detail = "; ".join(parts) + f" (MIN_ACCURACY {status.min_accuracy:.3f})"
-    return AlertState(name, bool(low), ("below minimum: " + ", ".join(low) + "; " if low else "") + detail)
+    status = inputs.status
+    return _below(status, "AicashLiveAccuracyLow", "accuracy", "MIN_ACCURACY", status.min_accuracy,
+                  MIN_LIVE_DECISIONS, "decisions", lambda f: f.accuracy, lambda f: f.decisions)
 
 
 def _below(status: st.MonitorStatus, name: str, figure: str, setting: str, limit: float, minimum: int, unit: str,
