@@ -116,11 +116,13 @@ class _FeatureAgeCollector:
 @bentoml.service(**service_config(load_settings()))
 @bentoml.asgi_app(http_api, path="/")
 class SignalService:
-    """Signals for the frontend from the approved LSTM, with the rule signal's composite score beside them."""
+    """Signals for the frontend from the approved model (any family), with the rule signal's composite score beside
+    them."""
 
     def __init__(self) -> None:
         # One intra-op thread: requests already run in parallel (BentoML's thread pool) on a worker sized to one
         # CPU, and torch's default of one thread per core makes concurrent forward passes fight over the cores.
+        # (A LightGBM model predicts on one thread too: `load_model` sets it.)
         torch.set_num_threads(1)
         settings = load_settings()
         self.runtime = build_runtime(settings)

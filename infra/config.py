@@ -85,6 +85,7 @@ class PlatformSettings:
     min_training_samples: int = 100
     min_accuracy: float = 0.55
     min_win_rate: float = 0.45
+    max_pbo: float = 0.5
     training_timeout_seconds: int = 7200  # the guide's "< 2 hours"
     # the guide's live targets, alerted
     min_live_win_rate: float = 0.55

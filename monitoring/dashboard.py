@@ -80,12 +80,16 @@ ROWS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
     )),
     ("Live quality (aicash monitor metrics)", (
         PanelSpec("Live accuracy, win rate and confidence (7 days)", "percentunit", (
-            Query("aicash_live_accuracy", "accuracy {{model_version}}"),
+            Query("aicash_live_directional_accuracy", "directional accuracy {{model_version}}"),
+            Query("aicash_live_accuracy", "three-class accuracy {{model_version}}"),
             Query("aicash_live_win_rate", "win rate {{model_version}}"),
             Query("aicash_live_confidence", "confidence {{model_version}}"),
             Query("aicash_min_accuracy", "MIN_ACCURACY"),
             Query("aicash_min_live_win_rate", "MIN_LIVE_WIN_RATE"),
-            Query("aicash_min_live_confidence", "MIN_LIVE_CONFIDENCE"))),
+            Query("aicash_min_live_confidence", "MIN_LIVE_CONFIDENCE")),
+                  description="AicashLiveAccuracyLow compares the directional accuracy of traded signals (before "
+                              "costs) with MIN_ACCURACY, as the training gate does; the three-class accuracy is shown, "
+                              "not judged."),
         PanelSpec("Drift", "percentunit", (
             Query("aicash_drift_share", "drifted share of features"),
             Query("aicash_drift_detected", "drift detected"))),

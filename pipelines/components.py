@@ -7,7 +7,7 @@ they make takes the platform's settings from KFP's namespace (`with_settings`), 
 
 from collections.abc import Callable
 from types import SimpleNamespace
-from typing import List, NamedTuple  # noqa: UP035 - KFP reads typing.List in artifact annotations
+from typing import Any, List, NamedTuple  # noqa: UP035 - KFP reads typing.List in artifact annotations
 
 from kfp import dsl, kubernetes
 from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
@@ -68,11 +68,14 @@ def make_components(image: str) -> SimpleNamespace:
 
     @component
     def train(training_set: Input[Dataset], config_json: str, model: Output[Model]) -> None:
-        """Walk-forward (out-of-sample) training and the final LSTM; the artifact folder is the Model."""
+        """Walk-forward (out-of-sample) training and the final model (its family from the config, LSTM by default);
+        the artifact folder is the Model."""
         from pipelines.steps import train as step
 
         metrics = step(training_set.path, config_json, model.path)
-        model.metadata.update({"framework": "pytorch-torchscript", "training_samples": metrics["training_samples"]})
+        family = metrics["config"].get("family", "lstm")
+        model.metadata.update({"framework": "lightgbm" if family == "lightgbm" else "pytorch-torchscript",
+                               "family": family, "training_samples": metrics["training_samples"]})
 
     @component
     def evaluate(
@@ -133,5 +136,51 @@ def make_components(image: str) -> SimpleNamespace:
 
     return SimpleNamespace(**{c.name.replace("-", "_"): _taking_settings(c) for c in (
         materialize_features, build_training_set, merge_training_sets, train, evaluate, gate, register,
-        optimize_weights, save_weights,
+        optimize_weights, save_weights, *_search_components(component),
     )})
+
+
+def _search_components(component: Callable[..., Any]) -> tuple[Any, ...]:
+    """The model search's own components: plan the trials, run one, select and train the winner."""
+
+    @component
+    def plan_trials(space: str, trials: int, seed: int, config_json: str) -> list:
+        """The model search's trials drawn from the space (YAML text): one TrainingConfig JSON per trial, with
+        its number, family and parameters; a bad space or trial count fails here, naming the field."""
+        from pipelines.steps import plan_trials as step
+
+        return step(space, trials, seed, config_json)
+
+    @component
+    def run_trial(training_set: Input[Dataset], spec: str, trial: Output[Dataset]) -> str:
+        """One trial's walk-forward on the shared folds: the Dataset holds its per-bar out-of-sample returns after
+        costs (returns.parquet) and its figures (trial.json)."""
+        import json
+
+        from pipelines.steps import run_trial as step
+
+        summary = step(training_set.path, spec, trial.path)
+        record = json.loads(spec)
+        trial.metadata.update({"number": record["number"], "family": record["family"]})
+        return summary
+
+    @component
+    def select_and_train(
+        training_set: Input[Dataset], trials: Input[List[Dataset]], symbols: list, timeframe: str,  # noqa: UP006
+        space: str, seed: int, model: Output[Model], report: Output[HTML],
+    ) -> str:
+        """The winner (best out-of-sample Sharpe after costs) trained against the baselines with the search's
+        evidence (deflated Sharpe ratio, PBO); the experiment recorded with every trial; the search report."""
+        from aicash.training.artifact_files import read_metrics
+        from pipelines.steps import select_and_train as step
+
+        summary = step(training_set.path, [t.path for t in trials], model.path, report.path, symbols=symbols,
+                       timeframe=timeframe, space_text=space, seed=seed)
+        metrics = read_metrics(model.path)
+        family = metrics["search"]["family"]
+        model.metadata.update({"framework": "lightgbm" if family == "lightgbm" else "pytorch-torchscript",
+                               "family": family, "training_samples": metrics["training_samples"]})
+        return summary
+
+    return plan_trials, run_trial, select_and_train
+

@@ -8,7 +8,7 @@ from pipelines.components import make_components
 
 NAME = "lstm-training"
 # Series whose training sets are built at once on the cluster (each task reads its candles and joins its features);
-# KFP's local runner runs the iterations one after the other.
+# KFP's local runner runs at most two at once.
 SERIES_PARALLELISM = 4
 
 

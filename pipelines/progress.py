@@ -20,6 +20,10 @@ STARTED = re.compile(STAMP + r"Executing task '(?P<task>[^']+)'")
 FINISHED = re.compile(STAMP + r"Task '(?P<task>[^']+)' finished with status (?P<status>\w+)")
 OUTPUTS = re.compile(STAMP + r"Task '(?P<task>[^']+)' outputs:")
 PIPELINE_DONE = re.compile(STAMP + r"Pipeline '[^']+' finished with status (?P<status>\w+)")
+RUNNER_LINE = re.compile(STAMP)
+# A model-search trial task's first line (pipelines.steps.run_trial): which trial it runs, shown until it ends.
+TRIAL_STARTED = re.compile(r"^\s*trial (?P<number>\d+): (?P<family>\w+) (?P<params>\{.*\})\s*$")
+FIGURE_WIDTH = 100
 RULE = re.compile(r"^-{20,}\s*$")
 # A Python warning as `warnings` prints it: `path.py:81: RuntimeWarning: text`, then the source line, indented.
 WARNING = re.compile(r"^\s*\S+:\d+: \w*Warning: ")
@@ -53,6 +57,9 @@ def _clock(stamp: str) -> float:
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
+SPEC_NUMBER = '"number"'  # once in each trial spec (JSON) of the plan-trials task's output list
+
+
 def _number(text: str) -> str:
     return f"{round(float(text)):,}"
 
@@ -68,6 +75,9 @@ FIGURES: tuple[tuple[str, re.Pattern[str], Callable[[re.Match[str]], str]], ...]
     ("evaluate", re.compile(r"'model_accuracy': ([\d.]+)"), lambda m: f"accuracy {float(m[1]):.3f}"),
     ("gate", re.compile(r"decision: '(\w+)'"), lambda m: m[1]),
     ("register", re.compile(r"Output: '([^']+)'"), lambda m: f"registered {m[1]}"),
+    ("plan-trials", re.compile(r"^\s*Output: \[", re.M), lambda m: f"{m.string.count(SPEC_NUMBER)} trials"),
+    ("run-trial", re.compile(r"Output: '(trial [^']+)'"), lambda m: m[1]),
+    ("select-and-train", re.compile(r"Output: '(winner [^']+)'"), lambda m: m[1]),
     ("optimize-weights", re.compile(r"\"oos_score\": (-?[\d.]+(?:[eE]-?\d+)?)"),
      lambda m: f"out-of-sample score {float(m[1]):.4f}"),
     ("save-weights", re.compile(r"Output: '([^']{1,200})"), lambda m: m[1]),
@@ -90,12 +100,14 @@ class RunLog:
     on_change: Callable[[RunLog], None] | None = None
     _block_task: Task | None = None
     _block: list[str] = field(default_factory=list)
+    _finished: Task | None = None  # the task whose end was read last: its outputs block follows
 
     def feed(self, line: str) -> None:
         """Take one line of the runner's output."""
         line = ANSI.sub("", line).rstrip("\n")
         if self._block_task is not None:
-            if not RULE.match(line) and not STARTED.match(line) and not PIPELINE_DONE.match(line):
+            # the block ends at its rule, or at the runner's next own line (a task running beside it may come first)
+            if not RULE.match(line) and not RUNNER_LINE.match(line):
                 self._block.append(line)
                 return
             self._close_block()
@@ -107,12 +119,18 @@ class RunLog:
             if task is not None:
                 task.status = "succeeded" if m["status"] == "SUCCESS" else "failed"
                 task.finished = _clock(m["at"])
+            self._finished = task
         elif m := OUTPUTS.match(line):
-            self._block_task, self._block = self._last(m["task"]), []
+            # the task that just finished (a ParallelFor's iterations run side by side), else the latest of that name
+            last = self._finished
+            self._block_task = last if last is not None and _base(last.name) == m["task"] else self._last(m["task"])
+            self._block = []
             return
         elif m := PIPELINE_DONE.match(line):
             self.outcome = m["status"]
             self._settle()
+        elif (m := TRIAL_STARTED.match(line)) and (task := self._unlabelled("run-trial")) is not None:
+            task.figure = f"trial {m['number']} {m['family']} {m['params']}"[:FIGURE_WIDTH]  # its end replaces it
         else:
             return
         self._changed()
@@ -144,6 +162,10 @@ class RunLog:
 
     def _running(self, name: str) -> Task | None:
         return next((t for t in self.tasks if _base(t.name) == name and t.status == "running"), None)
+
+    def _unlabelled(self, name: str) -> Task | None:
+        """The first task of that name still running without a figure (a trial that has not said which it is)."""
+        return next((t for t in self.tasks if _base(t.name) == name and t.status == "running" and not t.figure), None)
 
     def _last(self, name: str) -> Task | None:
         return next((t for t in reversed(self.tasks) if _base(t.name) == name), None)

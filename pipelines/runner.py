@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,16 @@ from typing import Any
 from kfp import compiler
 
 from aicash.settings import Settings
-from pipelines import lstm_training, signal_weights
+from pipelines import lstm_training, model_search, signal_weights
 
 DEFAULT_IMAGE: str = Settings.model_fields["kfp_image"].default  # KFP_IMAGE's default, the one place it is written
 DEFAULT_TIMEOUT_SECONDS: int = Settings.model_fields["training_timeout_seconds"].default  # the setting's default
 PIPELINES: dict[str, Callable[[str, int], Any]] = {
     lstm_training.NAME: lstm_training.build,
+    model_search.NAME: model_search.build,
     signal_weights.NAME: signal_weights.build,
 }
+LOCAL_PARALLELISM = 2  # tasks at once in KFP's local runner (its ParallelFor runs at most 2 iterations at once)
 COMPILED_DIR = Path("pipelines") / "compiled"  # relative to the working folder: the checkout keeps its IR there
 
 
@@ -54,12 +57,18 @@ def compile_all(out_dir: Path = COMPILED_DIR, image: str = DEFAULT_IMAGE,
 
 
 def run_local(name: str, arguments: dict[str, Any], pipeline_root: Path) -> Any:
-    """Run a pipeline here with KFP's SubprocessRunner in the current environment (no caching locally)."""
+    """Run a pipeline here with KFP's SubprocessRunner in the current environment (no caching locally); a
+    ParallelFor runs up to LOCAL_PARALLELISM iterations at once."""
     from kfp import local
+    from kfp.local.pip_install_manager import pip_install_manager
 
     pipeline_root.mkdir(parents=True, exist_ok=True)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root), raise_on_error=True)
-    with _root_logger_kept():
+    # Each task's command starts with a `pip install kfp` (a no-op here: kfp is installed), and the runner holds one
+    # lock around a whole task that has one: a ParallelFor's iterations would run one at a time. Let as many run
+    # as the runner's own ParallelFor allows (2).
+    pip_install_manager.configure(serialize_installs=False, max_concurrent=LOCAL_PARALLELISM)
+    with _root_logger_kept(), _shared_task_logging():
         return pipeline_fn(name)(**arguments)
 
 
@@ -75,6 +84,49 @@ def _root_logger_kept() -> Iterator[None]:
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+@contextlib.contextmanager
+def _shared_task_logging() -> Iterator[None]:
+    """KFP's local runner installs its log handler and level, and an indenting `print`, around each task, and puts
+    back what it found when the task ends; a ParallelFor's iterations do that from several threads at once and put
+    back each other's state, which loses lines (a task's end and outputs among them). For this run the first task
+    in installs them and the last one out restores them."""
+    from kfp.local import logging_utils
+
+    originals = {"local_logger_context": logging_utils.local_logger_context,
+                 "indented_print": logging_utils.indented_print}
+    lock = threading.Lock()
+
+    def shared(name: str) -> Callable[[], contextlib.AbstractContextManager[None]]:
+        depth = 0
+        outer: contextlib.AbstractContextManager[None] | None = None
+
+        @contextlib.contextmanager
+        def context() -> Iterator[None]:
+            nonlocal depth, outer
+            with lock:
+                if depth == 0:
+                    outer = originals[name]()
+                    outer.__enter__()
+                depth += 1
+            try:
+                yield
+            finally:
+                with lock:
+                    depth -= 1
+                    if depth == 0 and outer is not None:
+                        outer.__exit__(None, None, None)
+
+        return context
+
+    for name in originals:
+        setattr(logging_utils, name, shared(name))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(logging_utils, name, original)
 
 
 def _package(name: str, image: str, timeout_seconds: int) -> str:

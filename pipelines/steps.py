@@ -6,9 +6,10 @@ KFP's local runner and in the cluster's platform image.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -18,6 +19,9 @@ from aicash.market.store import load_candles
 from aicash.model_input import MODEL_NAME
 from aicash.settings import load_settings
 from aicash.training.artifact_files import read_metrics
+
+if TYPE_CHECKING:
+    from aicash.training.search import SearchResult
 
 Log = Callable[[str], None]
 
@@ -89,6 +93,83 @@ def train(training_set_path: str, config_json: str, model_dir: str, log: Log = p
     return read_metrics(model_dir)
 
 
+def plan_trials(space_text: str, trials: int, seed: int, config_json: str, log: Log = print) -> list[str]:
+    """The search's trials (each a `TrialSpec` as JSON) drawn from the space (YAML or JSON text); a bad space or
+    trial count stops the run here, naming the field and the fix."""
+    from aicash.training.search_space import plan_from_text
+
+    specs = plan_from_text(space_text, trials, seed, config_json)
+    for spec in specs:
+        log(f"trial {spec.number}: {spec.family} {json.dumps(spec.params, sort_keys=True)}")
+    return [spec.to_json() for spec in specs]
+
+
+def run_trial(training_set_path: str, spec_json: str, out_dir: str, log: Log = print) -> str:
+    """One trial's walk-forward on the training set; writes its folder (per-bar returns after costs, figures) and
+    returns its one-line summary."""
+    from aicash.training.dataset import build_samples
+    from aicash.training.search import run_trial as trial
+    from aicash.training.search_space import TrialSpec
+
+    spec = TrialSpec.from_json(spec_json)
+    log(f"trial {spec.number}: {spec.family} {json.dumps(spec.params, sort_keys=True)}")
+    samples = build_samples(pd.read_parquet(training_set_path), spec.config)
+    outcome = trial(samples, spec, progress=lambda event: log(str(event)))
+    outcome.save(out_dir)
+    log(outcome.summary())
+    return outcome.summary()
+
+
+def select_and_train(
+    training_set_path: str, trial_dirs: list[str], model_dir: str, report_path: str, *, symbols: list[str],
+    timeframe: str, space_text: str, seed: int, pipeline: str = "model-search", log: Log = print,
+) -> str:
+    """Select the trial with the best out-of-sample Sharpe after costs, train it against the baselines with the
+    search's evidence (DSR, PBO) and the gate's decision, record the experiment with every trial, and write the
+    artifact folder (its metrics.json's search block names the experiment) and the HTML search report."""
+    from aicash.experiments import record_experiment
+    from aicash.training.dataset import build_samples
+    from aicash.training.search import SEARCH_REPORT_FILE, SearchResult, TrialOutcome, train_winner
+    from aicash.training.search_space import read_space
+
+    settings = load_settings()
+    outcomes = sorted((TrialOutcome.load(d) for d in trial_dirs), key=lambda o: o.number)
+    frame = pd.read_parquet(training_set_path)
+    samples = build_samples(frame, outcomes[0].spec.config)
+    result, winner = train_winner(samples, outcomes, lambda event: log(str(event)), settings)
+    search = SearchResult(outcomes, winner, result)
+    space = read_space(space_text)
+    experiment_id = record_experiment(
+        ready_engine(settings), pipeline=pipeline, series=[f"{s}/{timeframe}" for s in symbols], timeframe=timeframe,
+        space=space, seed=seed, sampler=str(space.get("sampler", "random")), trials=search.records(),
+        search=result.search or {}, equity=result.equity,
+    )
+    result.search = {**(result.search or {}), "experiment_id": experiment_id}
+    assert result.decision is not None  # noqa: S101 - train_winner gates with the settings
+    result.save(model_dir, result.decision)
+    html = _search_report(experiment_id, search)
+    Path(report_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(report_path).write_text(html, encoding="utf-8")
+    (Path(model_dir) / SEARCH_REPORT_FILE).write_text(html, encoding="utf-8")
+    block = result.search
+    pbo = block.get("pbo") or {}
+    line = (f"winner trial {winner.number} of {len(outcomes)} ({winner.spec.family}): Sharpe "
+            f"{winner.metrics.sharpe:.2f}, DSR {block['deflated_sharpe']['probability']:.3f}, PBO "
+            + (f"{pbo['probability']:.3f}" if pbo else "n/a") + f", experiment {experiment_id}")
+    log(line)
+    return line
+
+
+def _search_report(experiment_id: int, search: SearchResult) -> str:
+    """The experiment's HTML report: the trials' Sharpe ratios against luck, the winner's equity, the gate."""
+    from aicash.experiments import get_experiment, render_search_report
+
+    experiment = get_experiment(ready_engine(load_settings()), experiment_id)
+    decision = search.result.decision
+    return render_search_report(experiment, experiment["trials"], search.result.equity,
+                                None if decision is None else decision.to_dict())
+
+
 def evaluation_figures(model_dir: str) -> dict[str, Any]:
     """Flat out-of-sample figures of the model and each baseline, the class names and the confusion matrix."""
     figures = read_metrics(model_dir)
@@ -114,15 +195,22 @@ def gate_model(model_dir: str) -> tuple[bool, list[str]]:
 
 
 def register(model_dir: str, approved: bool, reasons: list[str], actor: str = "pipeline") -> str:
-    """Upload the artifacts and record the version as `approved` or `rejected` with the gate's reasons."""
+    """Upload the artifacts and record the version as `approved` or `rejected` with the gate's reasons; a model
+    search's winner (metrics.json's search block names its experiment) is linked to its experiment."""
     from aicash.registry import new_version, register_model, store_for
 
     settings = load_settings()
+    engine = ready_engine(settings)
     metrics = read_metrics(model_dir)
     record = register_model(
-        ready_engine(settings), store_for(settings), name=MODEL_NAME, version=new_version(Path(model_dir)),
+        engine, store_for(settings), name=MODEL_NAME, version=new_version(Path(model_dir)),
         artifacts_dir=Path(model_dir), metrics=metrics, approved=approved, reasons=reasons, actor=actor,
     )
+    experiment_id = (metrics.get("search") or {}).get("experiment_id")
+    if experiment_id is not None:  # a model-search winner: its experiment now names the version and the decision
+        from aicash.experiments import link_version
+
+        link_version(engine, int(experiment_id), record.version, "approved" if approved else "rejected", reasons)
     return record.version
 
 

@@ -42,8 +42,14 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint (MinIO, moto).")
     model_version: str | None = Field(default=None, description="Pin serving to this model version.")
     min_training_samples: int = Field(default=100, ge=1, description="Gate: fewest training samples.")
-    min_accuracy: float = Field(default=0.55, ge=0.0, le=1.0, description="Gate: lowest out-of-sample accuracy.")
+    min_accuracy: float = Field(
+        default=0.55, ge=0.0, le=1.0, description="Gate: lowest out-of-sample directional accuracy of traded signals."
+    )
     min_win_rate: float = Field(default=0.45, ge=0.0, le=1.0, description="Gate: lowest win rate of traded signals.")
+    max_pbo: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Gate: highest probability of backtest overfitting of a search "
+        "(CSCV over the trials' returns; a single-configuration run has none)."
+    )
     min_live_win_rate: float = Field(
         default=0.55, ge=0.0, le=1.0, description="Alert: lowest live win rate of a serving version's trades "
         "(the guide's trading target, > 55 %)."

@@ -203,6 +203,7 @@ def test_models_weights_health_and_openapi(service) -> None:  # type: ignore[no-
     models = service.get("/models").json()["models"]
     assert {m["version"] for m in models} >= {service.production}
     assert all(m["forced"] and "forced" in m["label"] for m in models)
+    assert {m["version"]: m["family"] for m in models} == {service.production: "lstm", service.canary: "lightgbm"}
     assert set(service.get("/weights").json()["weights"]) == {"rsi", "adx_trend", "ema_cross", "macd", "bollinger",
                                                                "stochastic"}
     service.post("/predict", EXAMPLE_INPUT)  # the service has read EURUSD 1h: its stale features degrade /health

@@ -49,9 +49,15 @@ ROWS: dict[str, dict[str, str]] = {
                       "current_rows": "1", "reference_rows": "1", "drift_share_threshold": "0.25",
                       "drifted_share": "0", "detected": "false", "scores": "'{}'", "location": "'x'",
                       "emailed": "false"},
+    "experiments": {"pipeline": "'model-search'", "series": "'[]'", "timeframe": "'1h'", "space": "'{}'",
+                    "sampler": "'random'", "trials": "1", "selected_trial": "1", "family": "'linear'",
+                    "params": "'{}'", "search": "'{}'", "reasons": "'[]'", "created_at": NOW},
+    "experiment_trials": {"experiment_id": "1", "number": "2", "family": "'gru'", "params": "'{}'",
+                          "selected": "false"},
     "alembic_version": {"version_num": "'other'"},
 }
 UPDATED = {"ml_models": "status", "training_runs": "status", "drift_reports": "emailed", "api_keys": "revoked_at",
+           "experiments": "model_version", "experiment_trials": "selected",
            "audit_log": "details", "alembic_version": "version_num"}
 
 A = frozenset(OPERATIONS) - {"TRUNCATE"}
@@ -65,7 +71,9 @@ EXPECTED: dict[str, dict[str, frozenset[str]]] = {
                         "ml_models": frozenset({"SELECT", "INSERT", "UPDATE"}),
                         "training_runs": frozenset({"SELECT", "INSERT", "UPDATE"}),
                         "signal_weights": frozenset({"SELECT", "INSERT"}),
-                        "audit_log": frozenset({"SELECT", "INSERT"}), "alembic_version": frozenset({"SELECT"})},
+                        "audit_log": frozenset({"SELECT", "INSERT"}), "alembic_version": frozenset({"SELECT"}),
+                        "experiments": frozenset({"SELECT", "INSERT", "UPDATE"}),
+                        "experiment_trials": frozenset({"SELECT", "INSERT", "UPDATE"})},
     "aicash_monitoring": {"predictions": frozenset({"SELECT"}),
                           "prediction_outcomes": frozenset({"SELECT", "INSERT"}),
                           "live_metrics": frozenset({"SELECT", "INSERT", "DELETE"}),
@@ -110,8 +118,8 @@ def _insert(table: str, row: dict[str, str]) -> str:
 
 
 def _seed(url: str) -> None:
-    """As the owner: two predictions (one with an outcome), a model, an active and a revoked key, an admin.call
-    entry with no status yet, and a Feast table made after the migration."""
+    """As the owner: two predictions (one with an outcome), a model, an experiment, an active and a revoked key, an
+    admin.call entry with no status yet, and a Feast table made after the migration."""
     engine = make_engine(url)
     migrate.upgrade(engine)
     with engine.begin() as conn:
@@ -119,6 +127,7 @@ def _seed(url: str) -> None:
             conn.execute(text(_insert("predictions", {**ROWS["predictions"], "request_id": f"'{request_id}'"})))
         conn.execute(text(_insert("prediction_outcomes", {**ROWS["prediction_outcomes"], "prediction_id": "1"})))
         conn.execute(text(_insert("ml_models", {**ROWS["ml_models"], "version": "'v1'"})))
+        conn.execute(text(_insert("experiments", ROWS["experiments"])))  # experiment 1: the new trial's parent
         conn.execute(text(_insert("api_keys", {**ROWS["api_keys"], "name": "'live'", "key_hash": "'h1'"})))
         conn.execute(text(_insert("api_keys", {**ROWS["api_keys"], "name": "'gone'", "key_hash": "'h2'",
                                                 "revoked_at": NOW})))
@@ -158,7 +167,8 @@ def attempt(url: str, statement: str) -> bool:
 
 def statements(table: str) -> dict[str, str]:
     column = UPDATED.get(table, next(iter(ROWS[table])))
-    fixed = {"status": "'archived'", "emailed": "true", "revoked_at": NOW, "details": "'{}'", "version_num": "'x'"}
+    fixed = {"status": "'archived'", "emailed": "true", "revoked_at": NOW, "details": "'{}'", "version_num": "'x'",
+             "model_version": "'v1'", "selected": "true"}
     value = fixed[column] if column in fixed else ROWS[table][column]
     return {
         "SELECT": f"SELECT * FROM {table} LIMIT 1",  # noqa: S608 - constants

@@ -34,6 +34,7 @@ SETTINGS = {
     "minTrainingSamples": (321, "321"),
     "minAccuracy": (0.61, "0.61"),
     "minWinRate": (0.51, "0.51"),
+    "maxPbo": (0.35, "0.35"),
     "trainingTimeoutSeconds": (3600, "3600"),
     "minLiveWinRate": (0.57, "0.57"),
     "minLiveConfidence": (0.72, "0.72"),

@@ -19,6 +19,7 @@ from aicash.db.engine import session_scope
 from aicash.db.models import DriftReport, TrainingRun
 from aicash.monitoring import alerts, scrape
 from aicash.monitoring import status as st
+from aicash.monitoring.outcomes import LiveFigures
 from aicash.monitoring.scrape import Histogram as Buckets
 from aicash.settings import load_settings
 from tests.support.monitoring import log_outcomes
@@ -56,7 +57,8 @@ def test_each_rule_is_complete_and_uses_exported_metrics() -> None:
     latency = rules[0]
     assert 'endpoint="/predict"' in latency["expr"] and "histogram_quantile(0.95" in latency["expr"]
     assert "> 1\n" in latency["expr"]  # seconds: 1000 ms
-    assert "aicash_min_accuracy" in rules[3]["expr"]
+    assert rules[3]["expr"] == ("aicash_live_directional_accuracy < on() group_left() aicash_min_accuracy\n"
+                                "and aicash_live_trades >= 30")
     assert rules[4]["expr"] == "aicash_feature_age_seconds > aicash_feature_age_limit_seconds"
 
 
@@ -223,13 +225,44 @@ def test_training_failure_rule_looks_at_the_last_day(engine) -> None:  # type: i
     assert state.firing and "CUDA out of memory" in state.detail and "old failure" not in state.detail
 
 
-@pytest.mark.parametrize(("correct", "wrong", "fires"), [(40, 80, True), (90, 30, False), (10, 40, False)])
-def test_live_accuracy_rule(engine, production, correct: int, wrong: int, fires: bool) -> None:  # type: ignore[no-untyped-def]
-    log_outcomes(engine, production, correct=correct, wrong=wrong, start=datetime.now(UTC) - timedelta(days=2))
+@pytest.mark.parametrize(("correct", "wrong", "hits", "fires"), [
+    (40, 80, 40, True),  # both low
+    (90, 30, 90, False),  # both fine
+    (10, 110, 100, False),  # three-class 8 %, but the direction of 100 of 120 trades right: fine
+    (110, 10, 20, True),  # three-class 92 %, but the direction of only 20 of 120 trades right: low
+    (5, 35, 5, True),  # 40 trades are enough, though 40 decisions are fewer than 100
+    (10, 15, 5, False),  # 25 trades: not judged
+])
+def test_live_accuracy_rule_judges_the_direction_of_traded_signals(  # type: ignore[no-untyped-def]
+        engine, production, correct: int, wrong: int, hits: int, fires: bool) -> None:
+    """MIN_ACCURACY applies to the directional accuracy of traded signals before costs, as at the training gate,
+    over at least MIN_LIVE_TRADES trades; the three-class accuracy is not judged."""
+    log_outcomes(engine, production, correct=correct, wrong=wrong, wins=hits,
+                 start=datetime.now(UTC) - timedelta(days=2))
     state = _states(engine)["AicashLiveAccuracyLow"]
     assert state.firing is fires, state.detail
-    if correct + wrong < alerts.MIN_LIVE_DECISIONS:
+    trades = correct + wrong  # log_outcomes trades every decision
+    if trades < alerts.MIN_LIVE_TRADES:
         assert "not judged" in state.detail
+    else:
+        assert f"directional accuracy {hits / trades:.3f} over {trades} trades (MIN_ACCURACY 0.550)" in state.detail
+
+
+def _live_accuracy_state(figures: LiveFigures) -> alerts.AlertState:
+    status = st.MonitorStatus(datetime.now(UTC), [("v1", 100.0)], {"v1": figures}, None, [], 0.55)
+    return {s.rule: s for s in alerts.evaluate(alerts.Inputs(status))}["AicashLiveAccuracyLow"]
+
+
+def test_live_accuracy_rule_ignores_the_three_class_accuracy() -> None:
+    # decisions, correct, trades, wins, mean trade return, confidence sum, direction hits
+    low_three_class = LiveFigures(200, 60, 50, 30, 1e-4, 140.0, direction_hits=40)  # 30 %, direction 80 %
+    assert low_three_class.accuracy == 0.3 and low_three_class.directional_accuracy == 0.8
+    assert not _live_accuracy_state(low_three_class).firing
+    low_direction = LiveFigures(200, 180, 50, 10, -1e-4, 140.0, direction_hits=20)  # 90 %, direction 40 %
+    state = _live_accuracy_state(low_direction)
+    assert state.firing and "directional accuracy 0.400 over 50 trades" in state.detail
+    untraded = _live_accuracy_state(LiveFigures(200, 20, 0, 0, None, 140.0))
+    assert not untraded.firing and "v1: 0 trades (< 30, not judged)" in untraded.detail
 
 
 @pytest.mark.parametrize(("trades", "wins", "fires"), [(120, 50, True), (120, 80, False), (20, 0, False)])
@@ -266,7 +299,7 @@ def test_live_confidence_rule(engine, production, monkeypatch, decisions: int, c
 
 def test_live_rules_are_quiet_without_a_serving_model(engine) -> None:  # type: ignore[no-untyped-def]
     states = _states(engine)
-    for rule in ("AicashLiveWinRateLow", "AicashLiveConfidenceLow"):
+    for rule in ("AicashLiveAccuracyLow", "AicashLiveWinRateLow", "AicashLiveConfidenceLow"):
         assert not states[rule].firing and states[rule].detail == "no model is serving"
 
 
@@ -285,6 +318,10 @@ def test_check_mails_what_fires_and_exports_gauges(cli, engine, production, mail
     families = {f.name: f for f in text_string_to_metric_families(textfile.read_text())}
     accuracy = families[st.LIVE_ACCURACY].samples[0]
     assert accuracy.labels == {"model_version": production} and accuracy.value == pytest.approx(0.25)
+    assert "three-class" in families[st.LIVE_ACCURACY].documentation
+    directional = families[st.LIVE_DIRECTIONAL_ACCURACY].samples[0]
+    assert directional.labels == {"model_version": production} and directional.value == pytest.approx(0.25)
+    assert "directional accuracy of traded signals" in families[st.MIN_ACCURACY].documentation
     assert families[st.TRAINING_FAILED].samples[0].value == 1
     assert families[st.MIN_ACCURACY].samples[0].value == pytest.approx(0.55)
     assert families[st.LIVE_DECISIONS].samples[0].value == 120
@@ -299,7 +336,7 @@ def test_quiet_check_exits_0(cli, engine, production) -> None:  # type: ignore[n
     log_outcomes(engine, production, correct=90, wrong=30, confidence=0.8, start=datetime.now(UTC) - timedelta(days=1))
     result = cli("monitor", "check", "--no-latency")
     assert result.exit_code == 0, result.output
-    assert "firing" not in result.stdout and "accuracy 0.750 over 120 decisions" in result.stdout
+    assert "firing" not in result.stdout and "directional accuracy 0.750 over 120" in result.stdout  # wrapped
 
 
 def test_metrics_endpoint_rebuilds_on_every_scrape(engine, production) -> None:  # type: ignore[no-untyped-def]

@@ -27,6 +27,6 @@ def test_panels_read_the_prometheus_variable_and_cover_what_the_team_watches() -
     text = json.dumps(board)
     for metric in ("bentoml_service_request_total", "bentoml_service_request_duration_seconds_bucket",
                    "aicash_predictions_total", "aicash_prediction_cache_hits_total", "aicash_prediction_log_pending",
-                   "aicash_feature_age_seconds", "aicash_live_accuracy", "aicash_drift_share",
-                   "aicash_training_runs_failed", "process_resident_memory_bytes"):
+                   "aicash_feature_age_seconds", "aicash_live_accuracy", "aicash_live_directional_accuracy",
+                   "aicash_drift_share", "aicash_training_runs_failed", "process_resident_memory_bytes"):
         assert metric in text, metric

@@ -65,6 +65,8 @@ def test_horizon_and_cost_come_from_the_model_spec() -> None:
     row = out.iloc[0]
     assert row.exit_ts == pd.Timestamp(T0 + 4 * H) and row.horizon_bars == 2
     assert row.correct and row.traded and not row.win  # +0.2% does not pay a 1% cost
+    f = figures(out)
+    assert (f.wins, f.win_rate, f.direction_hits, f.directional_accuracy) == (0, 0.0, 1, 1.0)  # direction: before costs
     assert ModelSpec.from_metrics(METRICS) == ModelSpec(4, 0.5, 0.4, 0.0001)
     assert ModelSpec.from_metrics({"config": {"horizon_bars": 12}}).horizon_bars == 12
     assert ModelSpec.from_metrics({}) == ModelSpec()
@@ -76,6 +78,30 @@ def test_decisions_count_each_bar_once() -> None:
     assert len(out) == 4 and len(decisions(out)) == 2
     f = figures(decisions(out))
     assert (f.decisions, f.correct, f.trades, f.wins, f.accuracy, f.win_rate) == (2, 1, 2, 1, 0.5, 0.5)
+    assert (f.direction_hits, f.directional_accuracy) == (1, 0.5)  # A's BUY went up, B's went down
+
+
+def test_directional_accuracy_counts_traded_signals_only_and_a_flat_return_matches_neither() -> None:
+    """The measure the training gate's MIN_ACCURACY applies to (`aicash.training.metrics.directional_accuracy`): of
+    the traded signals, the share whose side has the sign of the realized return, before costs."""
+    from aicash.training.metrics import directional_accuracy
+
+    rows = [  # signal, traded, realized return, three-class correct, win after costs
+        ("BUY", True, 0.002, False, True),  # up, though inside the flat band: direction right, three-class wrong
+        ("SELL", True, -0.00005, True, False),  # down, by less than the cost: direction right, no win
+        ("SELL", True, 0.003, False, False),
+        ("BUY", True, 0.0, False, False),  # flat: neither direction
+        ("BUY", False, 0.01, True, None),  # below the threshold: not traded
+        ("HOLD", False, -0.02, False, None),
+    ]
+    outcomes = pd.DataFrame([{"signal": s, "traded": t, "realized_return": r, "correct": c, "win": w,
+                              "confidence": 0.6} for s, t, r, c, w in rows])
+    f = figures(outcomes)
+    assert (f.decisions, f.correct, f.trades, f.wins, f.direction_hits) == (6, 2, 4, 1, 2)
+    assert f.directional_accuracy == 0.5 and f.accuracy == pytest.approx(1 / 3)
+    signs = outcomes["signal"].map({"BUY": 1, "SELL": -1, "HOLD": 0}).where(outcomes["traded"], 0).to_numpy()
+    assert f.directional_accuracy == directional_accuracy(signs, outcomes["realized_return"].to_numpy())
+    assert figures(outcomes.assign(traded=False)).directional_accuracy is None
 
 
 def _log_cases(engine, version: str = "v1") -> None:  # type: ignore[no-untyped-def]
@@ -163,3 +189,4 @@ def test_daily_figures_are_stored_shown_and_exported_per_version_and_day(cli, en
                      (d2, st.DAILY_WIN_RATE): 0.0, (d1, st.DAILY_DECISIONS): 4, (d2, st.DAILY_DECISIONS): 4}
     assert families[st.LIVE_ACCURACY].samples[0].value == pytest.approx(0.5)  # rolling: 4 right of 8
     assert families[st.LIVE_WIN_RATE].samples[0].value == pytest.approx(3 / 8)
+    assert families[st.LIVE_DIRECTIONAL_ACCURACY].samples[0].value == pytest.approx(3 / 8)  # 3 of 8 trades went up

@@ -63,6 +63,10 @@ def test_every_rule_is_tested_firing_and_silent(rule_file: str) -> None:
     ("resource-alerts.yml", "AicashMemoryNearLimit", ("> 0.9", "> 0.96")),
     ("resource-alerts.yml", "AicashScheduledJobLate", ("> 2 *", "> 4 *")),
     ("alerts.yml", "AicashLiveWinRateLow", ("aicash_live_trades >= 30", "aicash_live_trades >= 50")),
+    # the accuracy alert judges the directional accuracy of traded signals (the gate's MIN_ACCURACY) on 30 trades
+    ("alerts.yml", "AicashLiveAccuracyLow", ("aicash_live_directional_accuracy <", "aicash_live_accuracy <")),
+    ("alerts.yml", "AicashLiveAccuracyLow", ("aicash_min_accuracy\n      and aicash_live_trades >= 30",
+                                             "aicash_min_accuracy\n      and aicash_live_decisions >= 100")),
     ("alerts.yml", "AicashPredictLatencyHigh", ("[5m]))) > 1", "[5m]))) > 2")),
 ])
 def test_a_broken_rule_fails_its_unit_test(tmp_path: Path, rule_file: str, rule: str, broken: tuple[str, str]) -> None:

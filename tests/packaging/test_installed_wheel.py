@@ -65,6 +65,7 @@ def test_the_wheel_carries_the_tool_packages_and_their_files(wheel: Path) -> Non
     assert {f"{package}/__init__.py" for package in ("aicash", *TOOL_PACKAGES)} <= names
     for data in ("features/feature_store.local.yaml", "features/feature_store.cluster.yaml",
                  "features/feature_store.cluster-redis.yaml", "pipelines/compiled/lstm-training.yaml",
+                 "pipelines/compiled/model-search.yaml", "pipelines/search_space.yaml",
                  "bentos/bentofile.yaml", "monitoring/alerts.yml", "aicash/db/migrations/env.py"):
         assert data in names, data
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "scripts/")) or "__pycache__" in n]

@@ -37,7 +37,7 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_every_pipeline_compiles_and_loads_back(compiled: dict[str, Path]) -> None:
-    assert set(compiled) == {"lstm-training", "signal-weights"}
+    assert set(compiled) == {"lstm-training", "model-search", "signal-weights"}
     for name, path in compiled.items():
         loaded = components.load_component_from_file(str(path))
         assert loaded.name == name
@@ -226,7 +226,8 @@ def test_bad_input_exits_2(cli, recorder, engine, args, message) -> None:  # typ
 def test_compile_cli_writes_pipelines_compiled(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
     result = cli("pipeline", "compile", "--out", str(tmp_path))
     assert result.exit_code == 0
-    assert sorted(p.name for p in tmp_path.glob("*.yaml")) == ["lstm-training.yaml", "signal-weights.yaml"]
+    assert sorted(p.name for p in tmp_path.glob("*.yaml")) == [
+        "lstm-training.yaml", "model-search.yaml", "signal-weights.yaml"]
 
 
 def test_committed_ir_is_current(tmp_path) -> None:  # type: ignore[no-untyped-def]

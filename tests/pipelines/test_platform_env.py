@@ -1,4 +1,4 @@
-"""Every task of both compiled pipelines, those inside `dsl.If` branches and the ParallelFor included, takes the
+"""Every task of every compiled pipeline, those inside `dsl.If` branches and the ParallelFor included, takes the
 settings ConfigMap and Secret of KFP's namespace as environment variables, with the keys of `pipelines.platform_env`
 (KFP's `configMapAsEnv`/`secretAsEnv` in the IR's platform spec). The committed IR is what the cluster runs."""
 
@@ -43,6 +43,8 @@ EXPECTED_TASKS = {
     "lstm-training": {"materialize-features", "build-training-set", "merge-training-sets", "train", "evaluate",
                       "gate", "register", "register-2"},
     "signal-weights": {"optimize-weights", "save-weights", "optimize-weights-2", "save-weights-2"},
+    "model-search": {"plan-trials", "materialize-features", "build-training-set", "merge-training-sets", "run-trial",
+                     "select-and-train", "evaluate", "gate", "register", "register-2"},
 }
 
 

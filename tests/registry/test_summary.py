@@ -14,10 +14,28 @@ from tests.support.guide import CONFUSION, START, register, trainer_metrics
 END = START + timedelta(hours=200)
 
 
-def test_evaluation_reads_the_trainers_aggregate_figures() -> None:
+def test_evaluation_reads_the_trainers_aggregate_figures_and_its_search() -> None:
     figures = evaluation(trainer_metrics(END))
-    assert figures == {"accuracy": 0.64, "directional_accuracy": pytest.approx(70 / 90), "win_rate": 0.56,
-                       "trades": 90, "sharpe_after_costs": 1.3, "average_confidence": 0.71}
+    assert figures == {"accuracy": 0.64, "directional_accuracy": 0.61, "win_rate": 0.56, "trades": 90,
+                       "sharpe_after_costs": 1.3, "average_confidence": 0.71, "information_coefficient": 0.04,
+                       "trials": 1, "deflated_sharpe": 0.97, "pbo": None}
+    searched = trainer_metrics(END)
+    searched["search"] |= {"trials": 16, "pbo": {"probability": 0.2, "splits": 12870, "n_trials": 16, "n_blocks": 16}}
+    assert (evaluation(searched)["trials"], evaluation(searched)["pbo"]) == (16, 0.2)
+
+
+def test_a_version_registered_before_the_trainer_reported_direction_and_search() -> None:
+    """Its directional accuracy comes from the confusion matrix; IC, trials, DSR and PBO are null."""
+    older = trainer_metrics(END)
+    del older["search"]
+    for key in ("directional_accuracy", "information_coefficient"):
+        del older["aggregate"]["model"][key]
+    figures = evaluation(older)
+    assert figures["directional_accuracy"] == pytest.approx(70 / 90)
+    assert [figures[k] for k in ("information_coefficient", "trials", "deflated_sharpe", "pbo")] == [None] * 4
+    silent = trainer_metrics(END)
+    silent["aggregate"]["model"]["directional_accuracy"] = None  # no trades: not the confusion's figure
+    assert evaluation(silent)["directional_accuracy"] is None
 
 
 def test_missing_figures_are_null_never_invented() -> None:

@@ -4,6 +4,7 @@ artifacts, a registration whose database write fails, and SIGTERM under load."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -26,6 +27,7 @@ from aicash.registry import promote as promote_version
 from aicash.serving.runtime import SignalRuntime
 from aicash.serving.schemas import PredictRequest
 from aicash.settings import load_settings
+from aicash.training.artifact_files import FEATURES_FILE, model_files
 from tests.support.net import free_port
 from tests.support.service import copy_home, create_keys, start_service, stop_service
 from tests.support.templates import DATABASES, copy_template, drop_copy, served_env
@@ -109,6 +111,11 @@ def register_two(settings, engine, home: Path) -> tuple[str, str]:  # type: igno
     return versions[0], versions[1]
 
 
+def read_family(folder: Path) -> str:
+    """The model family an artifact folder names (an LSTM when it names none)."""
+    return str(json.loads((folder / FEATURES_FILE).read_text()).get("family", "lstm"))
+
+
 def wait_for(predicate, seconds: float) -> bool:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -166,13 +173,15 @@ def test_a_damaged_artifact_is_refused_and_the_current_model_stays(registry_env,
     runtime = runtime_over_registry(settings, engine)
     try:
         assert runtime.split() == [(v1, 100.0)]
-        DAMAGE[damage](registry_env / "models" / MODEL_NAME / v2 / "model.pt")
+        stored = registry_env / "models" / MODEL_NAME / v2
+        model_file = model_files(read_family(stored))[-1]  # v2 is the template's LightGBM canary: its booster
+        DAMAGE[damage](stored / model_file)
         promote_version(engine, v2, 100, actor="test")
         assert runtime.reload() is False
         assert runtime.split() == [(v1, 100.0)] and runtime.predict(REQUEST).model_version == v1
         assert "registry reload failed" in caplog.text
-        assert any(word in caplog.text for word in ("model.pt", "integrity", "SHA-256", "missing"))
-        assert not (runtime.load_models.cache_dir / v2 / "model.pt").exists()  # nothing half-downloaded in place
+        assert any(word in caplog.text for word in (model_file, "integrity", "SHA-256", "missing"))
+        assert not (runtime.load_models.cache_dir / v2 / model_file).exists()  # nothing half-downloaded in place
     finally:
         runtime.close()
         engine.dispose()

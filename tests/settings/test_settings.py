@@ -34,7 +34,7 @@ def test_dotenv_is_read(clean_env: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("MIN_ACCURACY", "high"), ("MIN_WIN_RATE", "1.5"), ("MIN_TRAINING_SAMPLES", "0"),
+    [("MIN_ACCURACY", "high"), ("MIN_WIN_RATE", "1.5"), ("MIN_TRAINING_SAMPLES", "0"), ("MAX_PBO", "1.5"),
      ("USE_S3_STORAGE", "perhaps"), ("DATABASE_URL", "mysql://u:topsecret@h/db"),
      ("INFERENCE_API_URL", "inference:3000"), ("ML_API_URL", ""), ("S3_ENDPOINT_URL", "ftp://minio:9000"),
      ("KFP_HOST", "ml-pipeline"), ("MAX_FEATURE_AGE_BARS", "0"), ("FEATURE_AGE_GRACE_SECONDS", "-1"),

@@ -22,12 +22,16 @@ def trainer_metrics(last_bar: datetime | None, series: tuple[str, ...] = ("EURUS
     """Metrics as the trainer's metrics.json holds them (the parts GET /models and POST /train read)."""
     model = {"samples": 140, "accuracy": 0.64, "trades": 90, "coverage": 0.6, "win_rate": 0.56,
              "average_confidence": 0.71, "calibration_error": 0.05, "cumulative_return": 0.02, "sharpe": 1.3,
-             "confusion": CONFUSION}
+             "confusion": CONFUSION, "directional_accuracy": 0.61, "information_coefficient": 0.04}
     data: dict[str, Any] = {"series": list(series), "samples": 140, "first_ts": str(pd.Timestamp(START)),
                             "last_ts": None if last_bar is None else str(pd.Timestamp(last_bar - timedelta(hours=4)))}
     if last_bar is not None:
         data["last_bar_ts"] = str(pd.Timestamp(last_bar))
-    return {"aggregate": {"model": model, "baselines": {}}, "data": data}
+    search = {"experiment_id": None, "trials": 1, "selected_trial": 1, "family": "lstm", "params": {},
+              "sharpe_variance": 0.0, "pbo": None,
+              "deflated_sharpe": {"probability": 0.97, "sharpe": 0.03, "expected_max_sharpe": 0.0, "n_trials": 1,
+                                  "observations": 140, "skewness": 0.0, "kurtosis": 3.0}}
+    return {"aggregate": {"model": model, "baselines": {}}, "data": data, "search": search}
 
 
 def register(engine: Engine, store_dir: Path, version: str, metrics: dict[str, Any], approved: bool = True) -> str:

@@ -1,10 +1,11 @@
 """The real inference service under test.
 
-A home prepared once (`prepare_service_home`: EURUSD candles, materialized features, two tiny registered LSTM
-versions, production and a 30 % canary, both forced past a gate that rejected them), the process environment of a
-service on a home (`home_env`, `service_env`), and `aicash serve` started and stopped as a subprocess on 127.0.0.1
-(`launch_service`, `start_service`, `stop_service`). `prepare_template` and `copy_home` prepare a home once and copy
-it for each test package, so state-changing tests never share a registry.
+A home prepared once (`prepare_service_home`: EURUSD candles, materialized features, two tiny registered
+versions, production (an LSTM) and a 30 % canary (LightGBM: the service serves every family), both forced past a
+gate that rejected them), the process environment of a service on a home (`home_env`, `service_env`), and
+`aicash serve` started and stopped as a subprocess on 127.0.0.1 (`launch_service`, `start_service`,
+`stop_service`). `prepare_template` and `copy_home` prepare a home once and copy it for each test package, so
+state-changing tests never share a registry.
 """
 
 from __future__ import annotations
@@ -103,8 +104,8 @@ def prepare_service_home(home: Path) -> tuple[str, str]:
     materialize(settings)
     frame = with_indicators(candles.assign(symbol="EURUSD", timeframe="1h"))
     versions = []
-    for seed in (1, 2):
-        result = train_and_evaluate(frame, TrainingConfig(**_TRAINING, seed=seed))
+    for seed, family in ((1, "lstm"), (2, "lightgbm")):
+        result = train_and_evaluate(frame, TrainingConfig(**_TRAINING, seed=seed, family=family))
         folder = home / f"artifacts-{seed}"
         result.save(folder)
         record = register_model(engine, store_for(settings), name=MODEL_NAME, version=new_version(folder),

@@ -4,6 +4,7 @@ from aicash.signals.rule import composite_score, rule_signal
 from aicash.training import train_and_evaluate
 from aicash.training.baselines import LogisticBaseline, MajorityClass, RuleBaseline
 from aicash.training.dataset import build_samples
+from aicash.training.walk_forward import MODEL_KEY
 from tests.support.training import TINY
 
 TRAIN, TEST = np.arange(0, 300), np.arange(300, 400)
@@ -41,7 +42,8 @@ def test_several_series_are_evaluated_on_the_same_folds_as_one_portfolio(synth):
     assert result.data["series"] == ["SYN001/1h", "SYN002/1h"]
     n = result.model_metrics.samples
     assert all(m.samples == n for m in result.aggregate.values())
-    assert list(result.equity.columns) == ["lstm", "majority", "logistic", "rule", "buy_and_hold"]
+    assert MODEL_KEY == "model"
+    assert list(result.equity.columns) == [MODEL_KEY, "majority", "logistic", "rule", "buy_and_hold"]
     assert result.equity.index.is_monotonic_increasing and result.equity.index.is_unique
-    assert np.isclose(result.equity["lstm"].iloc[-1], result.model_metrics.cumulative_return)
+    assert np.isclose(result.equity[MODEL_KEY].iloc[-1], result.model_metrics.cumulative_return)
     assert 0.2 < result.model_metrics.accuracy < 0.7  # a random walk: no edge, no leak

@@ -18,4 +18,5 @@ def test_default_walk_forward_on_eurusd_runs_in_budget_without_a_leak():
     majority = result.baseline_metrics["majority"].accuracy
     assert result.model_metrics.accuracy < majority + 0.1
     assert result.model_metrics.accuracy > majority - 0.1
-    assert result.decision is not None and len(result.decision.reasons) + len(result.decision.passed) == 5
+    # five checks and the deflated Sharpe ratio; one trial: no PBO
+    assert result.decision is not None and len(result.decision.reasons) + len(result.decision.passed) == 6

@@ -54,7 +54,8 @@ def test_leak_check_shuffled_labels_give_chance_accuracy_and_a_rejection():
     result = evaluate_samples(shuffled, CONFIG, settings=SETTINGS)
     assert abs(result.model_metrics.accuracy - 1 / 3) < 0.08
     assert not result.decision.approved
-    assert any("out-of-sample accuracy" in r for r in result.decision.reasons)
+    assert any("out-of-sample directional accuracy of traded signals" in r for r in result.decision.reasons)
+    assert any("deflated Sharpe ratio" in r for r in result.decision.reasons)  # no edge beyond luck
 
 
 def test_the_torchscript_artifact_gives_the_eager_networks_probabilities_on_raw_inputs(learnable, saved):

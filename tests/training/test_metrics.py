@@ -7,8 +7,10 @@ from aicash.training.metrics import (
     Metrics,
     Predictions,
     confusion_matrix,
+    directional_accuracy,
     evaluate,
     expected_calibration_error,
+    information_coefficient,
     sharpe_ratio,
     strategy_returns,
 )
@@ -70,3 +72,42 @@ def test_calibration_error_sharpe_and_confusion_by_hand():
     assert sharpe_ratio(np.array([0.01, 0.03]), 4.0) == pytest.approx(0.02 / np.std([0.01, 0.03], ddof=1) * 2)
     assert sharpe_ratio(np.array([0.01, 0.01]), 4.0) == 0.0
     assert confusion_matrix(np.array([0, 2, 2]), np.array([0, 1, 2])).tolist() == [[1, 0, 0], [0, 0, 0], [0, 1, 1]]
+
+
+def test_directional_accuracy_counts_traded_signals_against_the_sign_of_the_horizon_return_before_costs():
+    # BUY on +0.05 % (right before costs, a loss after them), SELL on -2 % (right), BUY on -1 % (wrong); the
+    # untraded bar does not count
+    samples = _samples([0.0] * 4, horizon_return=[0.0005, -0.02, -0.01, 0.03], label=[1, 0, 0, 2])
+    pred = Predictions(np.array([2, 0, 2, 2]), np.array([0.9, 0.9, 0.9, 0.3]), np.array([True, True, True, False]))
+    m = evaluate(pred, samples, np.arange(4), cost=0.001)
+    assert m.directional_accuracy == pytest.approx(2 / 3) and m.win_rate == pytest.approx(1 / 3)
+    assert directional_accuracy(np.array([0, 0]), np.array([0.1, -0.1])) is None  # no trades
+    assert directional_accuracy(np.array([1, -1]), np.array([0.0, 0.0])) == 0.0  # a flat return is no direction
+
+
+def test_information_coefficient_is_the_rank_correlation_of_buy_minus_sell_with_the_return():
+    returns = np.array([-0.03, -0.01, 0.002, 0.02, 0.05])
+    buy = np.array([0.1, 0.2, 0.3, 0.4, 0.9])  # P(BUY) - P(SELL) rises with the return, not linearly
+    proba = np.column_stack([0.1 * np.ones(5), 0.9 - buy, buy])
+    assert information_coefficient(proba, returns) == pytest.approx(1.0)
+    assert information_coefficient(proba[::-1], returns) == pytest.approx(-1.0)
+    shuffled = proba[[0, 2, 1, 4, 3]]
+    assert information_coefficient(shuffled, returns) == pytest.approx(0.8)  # 1 - 6 * 4 / (5 * 24)
+    assert information_coefficient(None, returns) is None
+    assert information_coefficient(np.full((5, 3), 1 / 3), returns) is None  # constant score
+    samples = _samples([0.0] * 5, returns, [0, 0, 1, 2, 2])
+    m = evaluate(Predictions.from_proba(proba, 0.4), samples, np.arange(5), cost=0.0)
+    assert m.information_coefficient == pytest.approx(1.0)
+    assert evaluate(Predictions(np.ones(5, int), np.ones(5), np.zeros(5, bool)), samples, np.arange(5),
+                    0.0).information_coefficient is None  # the rule gives no probabilities
+
+
+def test_metrics_of_an_older_metrics_json_read_back_without_the_newer_figures():
+    samples = _samples([0.01, -0.01], [0.01, -0.01], [2, 0])
+    m = evaluate(Predictions(np.array([2, 0]), np.array([0.9, 0.9]), np.array([True, True])), samples,
+                 np.arange(2), cost=0.0)
+    old = {k: v for k, v in m.to_dict().items() if k not in ("directional_accuracy", "information_coefficient")}
+    back = Metrics.from_dict(old)
+    assert back.directional_accuracy is None and back.information_coefficient is None and back.accuracy == 1.0
+    with pytest.raises(KeyError, match="accuracy"):
+        Metrics.from_dict({k: v for k, v in old.items() if k != "accuracy"})

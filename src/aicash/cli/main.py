@@ -91,6 +91,7 @@ GROUPS: tuple[tuple[str, str, str], ...] = (
     ("features", "features", "Feast feature repository: apply, materialize, show."),
     ("pipeline", "pipeline", "Kubeflow pipelines: run locally, compile, submit, schedule."),
     ("models", "models", "Model registry: list, show, promote, rollback."),
+    ("experiments", "experiments", "Model searches: the leaderboard of each, its search report."),
     ("keys", "keys", "API keys for the inference service."),
     ("serve", "serve", "Serve the approved model with BentoML."),
     ("monitor", "monitor", "Drift reports, live outcomes, alerts, canary judgement."),

@@ -66,6 +66,21 @@ def _out_of_sample_table(metrics: dict[str, Any]) -> Table | None:
     return table
 
 
+def _search_line(metrics: dict[str, Any]) -> str:
+    """The search that produced the version (metrics.json's "search" block): trials, winner, DSR, PBO."""
+    search = metrics.get("search")
+    if not isinstance(search, dict):
+        return "search: no search recorded"
+    deflated: dict[str, Any] = search.get("deflated_sharpe") or {}
+    pbo: dict[str, Any] = search.get("pbo") or {}
+    experiment = search.get("experiment_id")
+    return (f"search: {search.get('trials', 'n/a')} trial(s), winner trial {search.get('selected_trial', 'n/a')} "
+            f"({search.get('family', 'n/a')}); deflated Sharpe ratio (DSR) {_fmt(deflated.get('probability'))} "
+            f"(Sharpe {_fmt(deflated.get('sharpe'))} per bar vs {_fmt(deflated.get('expected_max_sharpe'))} expected "
+            f"by luck); PBO {_fmt(pbo['probability']) if pbo.get('probability') is not None else 'n/a (one trial)'}"
+            + (f"; experiment {experiment} (`aicash experiments show {experiment}`)" if experiment is not None else ""))
+
+
 def _summary(action: str, d: dict[str, Any]) -> str:
     """One readable line per audit entry."""
     if action == "model.register":
@@ -109,7 +124,8 @@ def list_(ctx: typer.Context) -> None:
 def show(
     ctx: typer.Context, version: str = typer.Argument(..., help="Version, e.g. v20250301-142233-3f9a1c2.")
 ) -> None:
-    """The model card: status, metrics, gate reasons, artifacts (URI, SHA-256) and audit history."""
+    """The model card: status, metrics, gate reasons, the search behind it (trials, DSR, PBO), artifacts (URI,
+    SHA-256) and audit history."""
     from aicash.registry import UnknownVersionError, get_model, model_history
 
     engine = ready_engine(ctx)
@@ -120,6 +136,7 @@ def show(
                   f"traffic: {record.traffic_percentage:g}%")
     console.print(f"created: {record.created_at:%Y-%m-%d %H:%M:%S}  updated: {record.updated_at:%Y-%m-%d %H:%M:%S}")
     console.print(f"gate: {gate}" + "".join(f"\n  - {r}" for r in record.reasons), highlight=False)
+    console.print(_search_line(record.metrics), highlight=False, soft_wrap=True)
     figures = _out_of_sample_table(record.metrics)
     if figures is not None:
         console.print(figures)

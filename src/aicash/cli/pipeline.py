@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,11 @@ IMAGE_HELP = ("Platform image the components run in (cluster only), e.g. registr
               "default KFP_IMAGE.")
 TIMEFRAME_HELP = ("Bar length, e.g. 1h; default: the one timeframe the symbols have candles in (with several, "
                   "the error lists them; with none, 1h).")
+PIPELINE_HELP = "Pipeline: lstm-training, model-search or signal-weights."
+TRIALS_HELP = "model-search only: how many trials (configurations) to run; default 16."
+SPACE_HELP = ("model-search only: the search space, a YAML file like pipelines/search_space.yaml (the default): "
+              "families, their parameters' choices or ranges, and the sampler (random or grid).")
+SEED_HELP = "model-search only: the random sampler's seed (the same seed, space and trials give the same trials)."
 USE_TRADES_HELP = ("signal-weights only: also fit the weights on the closed trades in `trades` (import them with "
                    "`aicash db import-trades FILE`) after the backtest fit.")
 
@@ -33,10 +39,11 @@ def _runner():  # type: ignore[no-untyped-def]
 
 
 def _arguments(
-    name: str, symbols: list[str], timeframe: str, config_json: str | None, use_trades: bool = False
+    name: str, symbols: list[str], timeframe: str, config_json: str | None, use_trades: bool = False,
+    search: Search | None = None,
 ) -> dict[str, Any]:
     """The pipeline's parameters from the command line, validated (an unknown pipeline exits 2 too); `use_trades`
-    is passed only when set."""
+    is passed only when set; model-search gets its space (checked, as one line of JSON), trials and seed."""
     runner = _runner()
     with bad_input_exits(runner.UnknownPipelineError):
         runner.pipeline_fn(name)
@@ -51,14 +58,56 @@ def _arguments(
             TrainingConfig.model_validate_json(config_json)
         except ValueError as exc:
             fail(f"--config is not a valid training config: {exc}")
-        if name != "lstm-training":
-            fail("--config applies to the lstm-training pipeline only")
+        if name not in TRAINING_PIPELINES:
+            fail("--config applies to the lstm-training and model-search pipelines only")
         args["config_json"] = config_json
     if use_trades:
         if name != "signal-weights":
             fail("--use-trades applies to the signal-weights pipeline only")
         args["use_trades"] = True
+    search = search or Search()
+    if name == SEARCH_PIPELINE:
+        args |= search.arguments(config_json)
+    elif search.given():
+        fail(f"{search.given()} applies to the model-search pipeline only")
     return args
+
+
+SEARCH_PIPELINE = "model-search"
+TRAINING_PIPELINES = ("lstm-training", SEARCH_PIPELINE)
+
+
+@dataclass(frozen=True)
+class Search:
+    """model-search's options as given (None: not given, the default applies)."""
+
+    trials: int | None = None
+    space: Path | None = None
+    seed: int | None = None
+
+    def given(self) -> str:
+        """The options given, as the command line names them ("" for none)."""
+        named = (("--trials", self.trials), ("--space", self.space), ("--seed", self.seed))
+        return ", ".join(option for option, value in named if value is not None)
+
+    def arguments(self, config_json: str | None) -> dict[str, Any]:
+        """The pipeline's space, trials and seed, after checking that they make a search (exit 2 naming the field
+        and the fix otherwise: nothing has started)."""
+        from aicash.training.search_space import SearchSpaceError, plan_from_text, space_json
+        from pipelines.model_search import DEFAULT_SEED, DEFAULT_TRIALS, SPACE_FILE
+
+        path = self.space or SPACE_FILE
+        if not path.is_file():
+            fail(f"--space {path}: no such file; write one like {SPACE_FILE} (the default space)")
+        trials = DEFAULT_TRIALS if self.trials is None else self.trials
+        seed = DEFAULT_SEED if self.seed is None else self.seed
+        try:
+            space = space_json(path)
+            plan_from_text(space, trials, seed, config_json or "{}")
+        except SearchSpaceError as exc:
+            message = str(exc)
+            fail(f"--space {path}: {message.removeprefix('space: ')}" if message.startswith("space: ") else message)
+        return {"space": space, "trials": trials, "seed": seed}
 
 
 
@@ -66,17 +115,22 @@ def _arguments(
 @app.command("run")
 def run(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Pipeline: lstm-training or signal-weights."),
+    name: str = typer.Argument(..., help=PIPELINE_HELP),
     symbols: list[str] = typer.Option(["EURUSD"], "--symbol", help="Symbol to train on; repeat for several."),
     timeframe: str | None = typer.Option(None, "--timeframe", help=TIMEFRAME_HELP),
-    config: str | None = typer.Option(None, "--config", help='Training config as JSON, e.g. {"max_epochs": 5}.'),
+    config: str | None = typer.Option(None, "--config", help='Training config as JSON, e.g. {"max_epochs": 5} '
+                                      "(model-search: the base config, its data settings shared by every trial)."),
     use_trades: bool = typer.Option(False, "--use-trades", help=USE_TRADES_HELP),
+    trials: int | None = typer.Option(None, "--trials", help=TRIALS_HELP),
+    space: Path | None = typer.Option(None, "--space", help=SPACE_HELP),
+    seed: int | None = typer.Option(None, "--seed", help=SEED_HELP),
     verbose: bool = typer.Option(False, "--verbose", help="Stream KFP's full log (every task's output) as it comes, "
                                  "instead of one line per task."),
 ) -> None:
     """Run a pipeline here with KFP's local runner (SubprocessRunner): one line per task as it runs, KFP's full log
-    in a file under AICASH_HOME (--verbose streams it), then the model against the baselines and the gate's decision.
-    The series are checked first: missing or too short ones exit 2 before any task starts."""
+    in a file under AICASH_HOME (--verbose streams it), then the model against the baselines and the gate's decision
+    (model-search: a line per trial with its family and Sharpe, then the winner, the trials, DSR and PBO). The series
+    and the search's space and trials are checked first: bad ones exit 2 before any task starts."""
     from aicash.cli.run_view import RunView, print_summary
     from aicash.cli.series import check_series
     from aicash.registry import get_model
@@ -86,12 +140,14 @@ def run(
 
     settings = settings_of(ctx)
     engine = ready_engine(ctx)
-    arguments = _arguments(name, symbols, _timeframe(engine, symbols, timeframe), config, use_trades)
-    training = TrainingConfig.model_validate_json(config or "{}") if name == "lstm-training" else None
+    arguments = _arguments(name, symbols, _timeframe(engine, symbols, timeframe), config, use_trades,
+                           Search(trials, space, seed))
+    training = TrainingConfig.model_validate_json(config or "{}") if name in TRAINING_PIPELINES else None
     check_series(engine, arguments["symbols"], arguments["timeframe"], training)
     run_id = start_run(engine, name, arguments)
     log_path = pipeline_root(settings) / "logs" / f"run-{run_id}.log"
-    console.print(f"[bold]running {name}[/] locally (training run {run_id}) with {json.dumps(arguments)}",
+    shown = {**arguments, "space": str(space or "pipelines/search_space.yaml")} if "space" in arguments else arguments
+    console.print(f"[bold]running {name}[/] locally (training run {run_id}) with {json.dumps(shown)}",
                   highlight=False, soft_wrap=True)
     console.print(f"KFP's log: {log_path}", highlight=False, soft_wrap=True)
     view = None if verbose else RunView(console)
@@ -138,20 +194,24 @@ def compile_(
 @app.command("submit")
 def submit(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Pipeline: lstm-training or signal-weights."),
+    name: str = typer.Argument(..., help=PIPELINE_HELP),
     host: str = typer.Option(..., "--host", help="KFP API endpoint, e.g. http://127.0.0.1:8888."),
     symbols: list[str] = typer.Option(["EURUSD"], "--symbol", help="Symbol; repeat for several."),
     timeframe: str | None = typer.Option(None, "--timeframe", help=TIMEFRAME_HELP),
     config: str | None = typer.Option(None, "--config", help="Training config as JSON."),
     image: str | None = typer.Option(None, "--image", help=IMAGE_HELP),
     use_trades: bool = typer.Option(False, "--use-trades", help=USE_TRADES_HELP),
+    trials: int | None = typer.Option(None, "--trials", help=TRIALS_HELP),
+    space: Path | None = typer.Option(None, "--space", help=SPACE_HELP),
+    seed: int | None = typer.Option(None, "--seed", help=SEED_HELP),
 ) -> None:
     """Create a run on a Kubeflow Pipelines cluster (caching on); it is recorded in `training_runs` as submitted."""
     from pipelines.launch import KfpUnavailableError
     from pipelines.launch import submit as submit_run
 
     engine = ready_engine(ctx)  # before submitting: a run the database cannot record is not started
-    arguments = _arguments(name, symbols, _timeframe(engine, symbols, timeframe), config, use_trades)
+    arguments = _arguments(name, symbols, _timeframe(engine, symbols, timeframe), config, use_trades,
+                           Search(trials, space, seed))
     try:
         run = submit_run(engine, settings_of(ctx), name, arguments, host=host, image=image)
     except KfpUnavailableError as exc:
@@ -162,7 +222,7 @@ def submit(
 @app.command("schedule")
 def schedule(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Pipeline: lstm-training or signal-weights."),
+    name: str = typer.Argument(..., help=PIPELINE_HELP),
     cron: str | None = typer.Option(None, "--cron", help="KFP cron expression with seconds, e.g. '0 0 3 * * *' "
                                                          "(a 5-field one runs at second 0); required but with --off."),
     host: str = typer.Option(..., "--host", help="KFP API endpoint."),
@@ -176,6 +236,9 @@ def schedule(
         None, "--name", help="With --reconcile: the recurring run's name on KFP, kept unique (default NAME-schedule, "
         "the name a plain `schedule` gives)."),
     off: bool = typer.Option(False, "--off", help="With --reconcile: delete the recurring run --name, if any."),
+    trials: int | None = typer.Option(None, "--trials", help=TRIALS_HELP),
+    space: Path | None = typer.Option(None, "--space", help=SPACE_HELP),
+    seed: int | None = typer.Option(None, "--seed", help=SEED_HELP),
 ) -> None:
     """Create a recurring run on a Kubeflow Pipelines cluster; it is recorded in `training_runs` as scheduled.
     With --reconcile, make KFP hold exactly the declared one (or none, with --off)."""
@@ -193,7 +256,8 @@ def schedule(
         if len(fields) == 5:
             cron = "0 " + cron  # a standard 5-field cron, run at second 0
     engine = ready_engine(ctx)
-    arguments = _arguments(name, symbols, _timeframe(engine, symbols, timeframe), None, use_trades)
+    arguments = _arguments(name, symbols, _timeframe(engine, symbols, timeframe), None, use_trades,
+                           Search(trials, space, seed))
     if reconcile:
         _reconcile(ctx, engine, name, arguments, host, display_name or f"{name}-schedule", None if off else cron,
                    image)

@@ -92,7 +92,8 @@ def _figure(value: Any, style: str = "{:.3f}") -> str:
 
 
 def comparison(metrics: dict[str, Any]) -> Table | None:
-    """The model against each baseline, out of sample: accuracy, win rate and trades, Sharpe after costs."""
+    """The model against each baseline, out of sample: accuracy, directional accuracy of traded signals, win rate
+    and trades, Sharpe after costs, information coefficient."""
     aggregate = metrics.get("aggregate")
     if not isinstance(aggregate, dict) or not isinstance(aggregate.get("model"), dict):
         return None
@@ -100,20 +101,63 @@ def comparison(metrics: dict[str, Any]) -> Table | None:
     baselines = aggregate.get("baselines") or {}
     rows += [(name, baselines[name]) for name in (*BASELINES, *sorted(set(baselines) - set(BASELINES)))
              if name in baselines]
-    table = Table("", "accuracy", "win rate (trades)", "Sharpe", title="out of sample (walk-forward)",
-                  title_justify="left", box=None, header_style="bold underline", pad_edge=False)
+    table = Table("", "accuracy", "directional (traded)", "win rate (trades)", "Sharpe", "IC",
+                  title="out of sample (walk-forward)", title_justify="left", box=None,
+                  header_style="bold underline", pad_edge=False)
     for name, m in rows:
-        table.add_row(name, _figure(m.get("accuracy")),
+        table.add_row(name, _figure(m.get("accuracy")), _figure(m.get("directional_accuracy")),
                       f"{_figure(m.get('win_rate'))} ({m.get('trades', 0):,})", _figure(m.get("sharpe"), "{:.2f}"),
-                      style="bold" if name == "model" else None)
+                      _figure(m.get("information_coefficient")), style="bold" if name == "model" else None)
     return table
 
 
+def search_line(metrics: dict[str, Any]) -> str | None:
+    """The search behind the model, in one line: trials, deflated Sharpe ratio, probability of backtest
+    overfitting; None when metrics.json has no `search` block."""
+    search = metrics.get("search")
+    if not isinstance(search, dict):
+        return None
+    dsr, pbo = (block if isinstance(block := search.get(key), dict) else {} for key in ("deflated_sharpe", "pbo"))
+    trials = search.get("trials")
+    return (f"search: {trials} trial{'' if trials == 1 else 's'}, deflated Sharpe ratio "
+            f"{_figure(dsr.get('probability'))}, PBO {_figure(pbo.get('probability'))}")
+
+
+def search_lines(metrics: dict[str, Any]) -> list[str]:
+    """A model search behind the model (metrics.json's search block of several trials), in a few lines: trials, the
+    experiment, the winner and its parameters, DSR and PBO with their figures; [] for a single configuration."""
+    search = metrics.get("search")
+    if not isinstance(search, dict) or not isinstance(search.get("trials"), int) or search["trials"] < 2:
+        return []
+    params = ", ".join(f"{k}={_param(v)}" for k, v in (search.get("params") or {}).items())
+    experiment = f" (experiment {search['experiment_id']})" if search.get("experiment_id") is not None else ""
+    lines = [f"search: {search['trials']} trials{experiment}; winner trial {search.get('selected_trial')}, "
+             f"{search.get('family')}" + (f" ({params})" if params else "")]
+    dsr = search.get("deflated_sharpe") or {}
+    if dsr:
+        sharpe, luck = (_figure(dsr.get(k), "{:.4f}") for k in ("sharpe", "expected_max_sharpe"))
+        lines.append(f"  deflated Sharpe ratio {_figure(dsr.get('probability'))}: per-bar Sharpe {sharpe} against "
+                     f"{luck} expected from the best of {dsr.get('n_trials')} by luck")
+    pbo = search.get("pbo")
+    lines.append(f"  probability of backtest overfitting {_figure(pbo.get('probability'))} ({pbo.get('splits'):,} "
+                 f"splits of {pbo.get('n_blocks')} blocks)" if isinstance(pbo, dict)
+                 else "  probability of backtest overfitting n/a (too few bars for its blocks)")
+    return lines
+
+
+def _param(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def print_summary(console: Console, record: ModelRecord) -> None:
-    """The end of a training run: the comparison, the gate's decision and reasons, the version, the report."""
+    """The end of a training run: the comparison, the search behind the model, the gate's decision and reasons, the
+    version, the report (and the search report of a model search)."""
     table = comparison(record.metrics)
     if table is not None:
         console.print(table)
+    search = search_line(record.metrics)
+    for line in search_lines(record.metrics) or ([] if search is None else [search]):
+        console.print(Text(line), highlight=False, soft_wrap=True)
     decision = (("approved", "bold green") if record.gate_passed else ("rejected", "bold red")
                 if record.gate_passed is False else ("not run", "yellow"))
     console.print(Text.assemble("gate: ", decision), highlight=False)
@@ -124,3 +168,8 @@ def print_summary(console: Console, record: ModelRecord) -> None:
     report = report_path(record)
     if report:
         console.print(Text(f"report: {report}"), highlight=False, soft_wrap=True)
+    if report and (record.metrics.get("search") or {}).get("experiment_id") is not None:
+        from aicash.training.search import SEARCH_REPORT_FILE
+
+        search_report = report.rsplit("/", 1)[0] + "/" + SEARCH_REPORT_FILE
+        console.print(Text(f"search report: {search_report}"), highlight=False, soft_wrap=True)

@@ -251,6 +251,60 @@ class DriftReport(Base):
     retrain_run: Mapped[str | None] = mapped_column(String(128))
 
 
+class Experiment(Base):
+    """One model search: the series, the space it sampled, the winner, the evidence that the winner is not luck
+    (deflated Sharpe, PBO), and the version it registered with the gate's decision (filled in after registration)."""
+
+    __tablename__ = "experiments"
+    __table_args__ = (Index("ix_experiments_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    pipeline: Mapped[str] = mapped_column(String(64))
+    series: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    timeframe: Mapped[str] = mapped_column(String(8))
+    space: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    seed: Mapped[int | None] = mapped_column(Integer)
+    sampler: Mapped[str] = mapped_column(String(32))
+    trials: Mapped[int] = mapped_column(Integer)
+    selected_trial: Mapped[int] = mapped_column(Integer)
+    family: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    deflated_sharpe: Mapped[float | None] = mapped_column(Float)
+    expected_max_sharpe: Mapped[float | None] = mapped_column(Float)
+    sharpe_variance: Mapped[float | None] = mapped_column(Float)
+    pbo: Mapped[float | None] = mapped_column(Float)
+    search: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    equity: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    decision: Mapped[str | None] = mapped_column(String(16))
+    reasons: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class ExperimentTrial(Base):
+    """One trial of a search: a family and its parameters, scored on the same walk-forward folds as every other."""
+
+    __tablename__ = "experiment_trials"
+
+    experiment_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    family: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    accuracy: Mapped[float | None] = mapped_column(Float)
+    directional_accuracy: Mapped[float | None] = mapped_column(Float)
+    win_rate: Mapped[float | None] = mapped_column(Float)
+    trades: Mapped[int | None] = mapped_column(Integer)
+    coverage: Mapped[float | None] = mapped_column(Float)
+    calibration_error: Mapped[float | None] = mapped_column(Float)
+    sharpe: Mapped[float | None] = mapped_column(Float)
+    information_coefficient: Mapped[float | None] = mapped_column(Float)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    selected: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
 __all__ = [
     "MODEL_STATUSES",
     "RUN_STATUSES",
@@ -258,6 +312,8 @@ __all__ = [
     "AuditLog",
     "Base",
     "DriftReport",
+    "Experiment",
+    "ExperimentTrial",
     "IngestedObject",
     "LiveMetrics",
     "MLModel",

@@ -44,3 +44,30 @@ def synth_universe(
     for i in range(symbols):
         price = float(rng.uniform(0.5, 200.0))
         yield f"SYN{i + 1:03d}", synth_symbol(bars, rng, pd.Timestamp(start, tz="UTC"), timeframe_step, price)
+
+
+def planted_market(bars: int, strength: float, seed: int, lag: int = 10, sigma: float = 0.002,
+                   symbol: str = "PLANT", start: str = "2021-01-01") -> pd.DataFrame:
+    """Hourly candles whose log returns follow r_t = strength * r_{t-lag} + noise (an AR process at lag `lag`).
+
+    `strength` 0 is a random walk (no edge anywhere); the larger it is, the more of each return the bar `lag` bars
+    earlier gives away. The window's history holds it (a window reaches back past `lag` bars); the decision bar's
+    slow indicators (EMA and MACD ratios) carry only part of it. Deterministic per seed; columns symbol, timeframe,
+    ts, OHLCV.
+    """
+    if not 0.0 <= strength < 1.0:
+        raise ValueError(f"strength must be in [0, 1), got {strength}")
+    if bars <= lag:
+        raise ValueError(f"bars ({bars}) must exceed lag ({lag})")
+    rng = np.random.default_rng(seed)
+    noise = sigma * rng.standard_normal(bars)
+    returns = noise.copy()
+    for t in range(lag, bars):
+        returns[t] += strength * returns[t - lag]
+    close = 1.1 * np.exp(np.cumsum(returns))
+    open_ = np.r_[1.1, close[:-1]]
+    high = np.maximum(open_, close) * np.exp(np.abs(rng.standard_normal(bars)) * sigma * 0.5)
+    low = np.minimum(open_, close) * np.exp(-np.abs(rng.standard_normal(bars)) * sigma * 0.5)
+    ts = pd.date_range(start, periods=bars, freq="1h", tz="UTC")
+    return pd.DataFrame({"symbol": symbol, "timeframe": "1h", "ts": ts, "open": open_, "high": high, "low": low,
+                         "close": close, "volume": rng.lognormal(7.0, 0.4, bars).round()})

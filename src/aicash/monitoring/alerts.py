@@ -23,8 +23,8 @@ from aicash.monitoring.scrape import FEATURE_AGE_LIMIT_METRIC, FEATURE_AGE_METRI
 PREDICT_ENDPOINT = "/predict"
 LATENCY_P95_SECONDS = 1.0
 MIN_LATENCY_REQUESTS = 10  # a p95 over fewer requests is one slow request
-MIN_LIVE_DECISIONS = 100  # an accuracy over fewer decisions is noise
-MIN_LIVE_TRADES = 30  # a win rate over fewer trades is noise (the training gate's minimum too)
+MIN_LIVE_DECISIONS = 100  # an average confidence over fewer decisions is noise
+MIN_LIVE_TRADES = 30  # a win rate or directional accuracy over fewer trades is noise (the training gate's minimum too)
 GROUP = "aicash"
 
 
@@ -106,9 +106,11 @@ def _training(inputs: Inputs) -> AlertState:
 
 
 def _accuracy(inputs: Inputs) -> AlertState:
+    """The directional accuracy of traded signals (before costs), the measure MIN_ACCURACY means at the training gate;
+    the three-class accuracy is exported, not judged."""
     status = inputs.status
-    return _below(status, "AicashLiveAccuracyLow", "accuracy", "MIN_ACCURACY", status.min_accuracy,
-                  MIN_LIVE_DECISIONS, "decisions", lambda f: f.accuracy, lambda f: f.decisions)
+    return _below(status, "AicashLiveAccuracyLow", "directional accuracy", "MIN_ACCURACY", status.min_accuracy,
+                  MIN_LIVE_TRADES, "trades", lambda f: f.directional_accuracy, lambda f: f.trades)
 
 
 def _below(status: st.MonitorStatus, name: str, figure: str, setting: str, limit: float, minimum: int, unit: str,
@@ -204,11 +206,13 @@ RULES: tuple[AlertRule, ...] = (
     ),
     AlertRule(
         "AicashLiveAccuracyLow",
-        f"{st.LIVE_ACCURACY} < on() group_left() {st.MIN_ACCURACY}\nand {st.LIVE_DECISIONS} >= {MIN_LIVE_DECISIONS}",
+        f"{st.LIVE_DIRECTIONAL_ACCURACY} < on() group_left() {st.MIN_ACCURACY}\n"
+        f"and {st.LIVE_TRADES} >= {MIN_LIVE_TRADES}",
         "30m", "warning",
-        "Live accuracy below MIN_ACCURACY",
-        "{{ $labels.model_version }} is right on {{ $value | humanizePercentage }} of its decisions over the last "
-        "7 days, below MIN_ACCURACY. Roll back (`aicash models rollback`) or retrain.",
+        "Live directional accuracy of traded signals below MIN_ACCURACY",
+        "{{ $labels.model_version }} called the direction right (before costs) on {{ $value | humanizePercentage }} "
+        "of its traded signals over the last 7 days: directional accuracy of traded signals below MIN_ACCURACY, the "
+        "training gate's measure. Roll back (`aicash models rollback`) or retrain.",
         _accuracy,
     ),
     AlertRule(

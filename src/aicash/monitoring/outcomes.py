@@ -8,7 +8,9 @@ For a prediction made at `created_at` on (symbol, timeframe):
   (`aicash.training.labels`), with the volatility the prediction itself logged;
 - `correct`: the predicted signal equals the realized one; `traded`: a BUY or SELL with confidence at least the
   model's `confidence_threshold`, as in the walk-forward figures; `win`: a traded signal whose signed return beats
-  the model's `cost_per_trade`.
+  the model's `cost_per_trade`; a traded signal's direction is right when its side has the sign of the realized
+  return, before costs (a flat return matches neither), the measure the training gate's MIN_ACCURACY applies to
+  (`aicash.training.metrics.directional_accuracy`).
 Horizon, band, threshold and cost come from the model's registered metrics (`metrics.json`'s `config`); a version
 without them gets the training defaults (4 bars, 0.5, 0.4, 1e-4).
 
@@ -157,18 +159,25 @@ def decisions(outcomes: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class LiveFigures:
-    """Accuracy, win rate and average confidence of one model version over some decisions."""
+    """Accuracy, directional accuracy, win rate and average confidence of one model version over some decisions."""
 
     decisions: int
-    correct: int
+    correct: int  # decisions whose signal equals the realized one (three classes: BUY, HOLD, SELL)
     trades: int
-    wins: int
+    wins: int  # trades whose signed return beats the cost
     mean_trade_return: float | None
     confidence_sum: float = 0.0  # sum of the decisions' confidences (the predicted class's probability)
+    direction_hits: int = 0  # trades whose side has the sign of the realized return, before costs
 
     @property
     def accuracy(self) -> float | None:
+        """Three-class accuracy over every decision."""
         return self.correct / self.decisions if self.decisions else None
+
+    @property
+    def directional_accuracy(self) -> float | None:
+        """Share of the traded signals whose direction was right, before costs: what MIN_ACCURACY applies to."""
+        return self.direction_hits / self.trades if self.trades else None
 
     @property
     def win_rate(self) -> float | None:
@@ -182,15 +191,17 @@ class LiveFigures:
 def figures(outcomes: pd.DataFrame) -> LiveFigures:
     """Figures of already deduplicated decisions (see `decisions`)."""
     traded = outcomes[outcomes["traded"].astype(bool)] if len(outcomes) else outcomes
-    signed = None
+    signed, hits = None, 0
     if len(traded):
         side = traded["signal"].map({"BUY": 1.0, "SELL": -1.0}).to_numpy(dtype=np.float64)
-        signed = float(np.mean(side * traded["realized_return"].to_numpy(dtype=np.float64)))
+        returns = side * traded["realized_return"].to_numpy(dtype=np.float64)
+        signed, hits = float(np.mean(returns)), int(np.sum(returns > 0))
     return LiveFigures(
         decisions=len(outcomes), correct=int(outcomes["correct"].astype(bool).sum()) if len(outcomes) else 0,
         trades=len(traded), wins=int(traded["win"].astype(bool).sum()) if len(traded) else 0,
         mean_trade_return=signed,
         confidence_sum=float(outcomes["confidence"].astype(float).sum()) if len(outcomes) else 0.0,
+        direction_hits=hits,
     )
 
 

@@ -4,10 +4,12 @@
 snapshot for Prometheus (a text file for node-exporter's textfile collector, or an HTTP endpoint that rebuilds it
 on every scrape), so the rules in `monitoring/alerts.yml` see the same numbers.
 
-Two kinds of live figures are exported. `aicash_live_accuracy` and its siblings are rolling: each serving version's
-decisions made in the last 7 days, pooled; the accuracy alert reads them. `aicash_live_daily_*{model_version,day}`
-are the stored per-day rows of `live_metrics` (the table `aicash monitor outcomes` prints) for the last 7 UTC days,
-every version that has one: at most 7 series per version, for dashboards that want the daily figures as stored.
+Two kinds of live figures are exported. `aicash_live_directional_accuracy`, `aicash_live_accuracy` and their
+siblings are rolling: each serving version's decisions made in the last 7 days, pooled; the accuracy alert reads the
+directional accuracy of traded signals, the measure the training gate's MIN_ACCURACY applies to (the three-class
+`aicash_live_accuracy` is for dashboards). `aicash_live_daily_*{model_version,day}` are the stored per-day rows of
+`live_metrics` (the table `aicash monitor outcomes` prints) for the last 7 UTC days, every version that has one: at
+most 7 series per version, for dashboards that want the daily figures as stored.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ LIVE_WINDOW = timedelta(days=7)
 TRAINING_FAILURE_WINDOW = timedelta(hours=24)
 
 LIVE_ACCURACY = "aicash_live_accuracy"
+LIVE_DIRECTIONAL_ACCURACY = "aicash_live_directional_accuracy"
 LIVE_WIN_RATE = "aicash_live_win_rate"
 LIVE_DECISIONS = "aicash_live_decisions"
 LIVE_TRADES = "aicash_live_trades"
@@ -52,7 +55,7 @@ MIN_LIVE_WIN_RATE = "aicash_min_live_win_rate"
 MIN_LIVE_CONFIDENCE = "aicash_min_live_confidence"
 EXPORTED = (LIVE_ACCURACY, LIVE_WIN_RATE, LIVE_DECISIONS, LIVE_TRADES, MIN_ACCURACY, DRIFT_DETECTED, DRIFT_SHARE,
             DRIFT_TIMESTAMP, TRAINING_FAILED, DAILY_ACCURACY, DAILY_WIN_RATE, DAILY_DECISIONS, DAILY_TRADES,
-            DATABASE_UP, LIVE_CONFIDENCE, MIN_LIVE_WIN_RATE, MIN_LIVE_CONFIDENCE)
+            DATABASE_UP, LIVE_CONFIDENCE, MIN_LIVE_WIN_RATE, MIN_LIVE_CONFIDENCE, LIVE_DIRECTIONAL_ACCURACY)
 
 
 @dataclass(frozen=True)
@@ -136,8 +139,12 @@ def collect_status(engine: Engine, settings: Settings, now: datetime | None = No
 
 def gauges(status: MonitorStatus) -> Iterator[GaugeMetricFamily]:
     """The snapshot as Prometheus gauge families (names in EXPORTED)."""
-    accuracy = GaugeMetricFamily(LIVE_ACCURACY, "Live accuracy of a serving model version over its decisions of "
-                                 "the last 7 days, pooled (rolling)", labels=["model_version"])
+    accuracy = GaugeMetricFamily(LIVE_ACCURACY, "Live three-class (BUY, HOLD, SELL) accuracy of a serving model "
+                                 "version over its decisions of the last 7 days, pooled (rolling)",
+                                 labels=["model_version"])
+    directional = GaugeMetricFamily(LIVE_DIRECTIONAL_ACCURACY, "Live directional accuracy of a serving version's "
+                                    "traded signals over the last 7 days, pooled (rolling): the share whose side had "
+                                    "the sign of the realized return, before costs", labels=["model_version"])
     win_rate = GaugeMetricFamily(LIVE_WIN_RATE, "Live win rate of a serving version's traded signals over the last "
                                  "7 days, pooled (rolling)", labels=["model_version"])
     decisions = GaugeMetricFamily(LIVE_DECISIONS, "Evaluated decisions over the last 7 days (rolling)",
@@ -150,12 +157,14 @@ def gauges(status: MonitorStatus) -> Iterator[GaugeMetricFamily]:
         trades.add_metric([version], figures.trades if figures else 0)
         if figures and figures.accuracy is not None:
             accuracy.add_metric([version], figures.accuracy)
+        if figures and figures.directional_accuracy is not None:
+            directional.add_metric([version], figures.directional_accuracy)
         if figures and figures.win_rate is not None:
             win_rate.add_metric([version], figures.win_rate)
-    yield from (accuracy, win_rate, decisions, trades)
+    yield from (accuracy, directional, win_rate, decisions, trades)
     yield from _daily_gauges(status.daily)
-    yield GaugeMetricFamily(MIN_ACCURACY, "MIN_ACCURACY setting: the lowest acceptable accuracy",
-                            value=status.min_accuracy)
+    yield GaugeMetricFamily(MIN_ACCURACY, "MIN_ACCURACY setting: the lowest acceptable directional accuracy of "
+                            "traded signals (before costs)", value=status.min_accuracy)
     yield from _guide_target_gauges(status)
     drift = status.drift
     yield GaugeMetricFamily(DRIFT_DETECTED, "1 when the latest drift report detected drift",

@@ -53,7 +53,8 @@ def _time(value: Any) -> datetime | None:
 
 def directional_accuracy(confusion: Any) -> float | None:
     """Of the samples where both the model and the outcome took a direction (BUY or SELL), the share where the
-    directions agree; None without such samples or without a 3x3 confusion matrix."""
+    directions agree; None without such samples or without a 3x3 confusion matrix. The directional accuracy of
+    versions registered before the trainer reported its own (of the traded signals)."""
     try:
         agree = confusion[SELL][SELL] + confusion[BUY][BUY]
         total = agree + confusion[SELL][BUY] + confusion[BUY][SELL]
@@ -63,20 +64,36 @@ def directional_accuracy(confusion: Any) -> float | None:
 
 
 def evaluation(metrics: dict[str, Any]) -> dict[str, float | int | None]:
-    """The model's pooled out-of-sample figures (`aggregate.model`): accuracy, directional accuracy, win rate and
-    trades, Sharpe after costs, average confidence."""
+    """The model's pooled out-of-sample figures (`aggregate.model`): accuracy, directional accuracy of traded
+    signals, win rate and trades, Sharpe after costs, average confidence, information coefficient; and the search
+    that produced it (`search`): trials, deflated Sharpe ratio, probability of backtest overfitting."""
     aggregate = metrics.get("aggregate")
     model = aggregate.get("model") if isinstance(aggregate, dict) else None
     model = model if isinstance(model, dict) else {}
     trades = _number(model.get("trades"))
+    # the trainer's own figure (traded signals against the return's sign); versions registered before it existed:
+    # the confusion matrix's, of the samples where both the model and the label took a direction
+    directional = (_number(model.get("directional_accuracy")) if "directional_accuracy" in model
+                   else directional_accuracy(model.get("confusion")))
+    search = metrics.get("search")
+    search = search if isinstance(search, dict) else {}
+    trials = _number(search.get("trials"))
     return {
         "accuracy": _number(model.get("accuracy")),
-        "directional_accuracy": directional_accuracy(model.get("confusion")),
+        "directional_accuracy": directional,
         "win_rate": _number(model.get("win_rate")),
         "trades": None if trades is None else int(trades),
         "sharpe_after_costs": _number(model.get("sharpe")),
         "average_confidence": _number(model.get("average_confidence")),
+        "information_coefficient": _number(model.get("information_coefficient")),
+        "trials": None if trials is None else int(trials),
+        "deflated_sharpe": _probability(search.get("deflated_sharpe")),
+        "pbo": _probability(search.get("pbo")),
     }
+
+
+def _probability(block: Any) -> float | None:
+    return _number(block.get("probability")) if isinstance(block, dict) else None
 
 
 def training_data(metrics: dict[str, Any]) -> TrainingData | None:

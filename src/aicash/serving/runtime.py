@@ -260,11 +260,11 @@ class SignalRuntime:
 
 
 def describe(runtime: SignalRuntime) -> dict[str, Any]:
-    """Loaded versions and the traffic split, for `GET /models`."""
+    """Loaded versions (with their model family) and the traffic split, for `GET /models`."""
     return {
         "models": [
             {"version": m.version, "status": m.status, "label": m.label, "forced": m.forced,
-             "traffic_percentage": m.traffic_percentage}
+             "traffic_percentage": m.traffic_percentage, "family": getattr(m.model, "family", None)}
             for m in runtime.models
         ]
     }

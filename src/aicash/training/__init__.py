@@ -1,7 +1,8 @@
 """Training and honest evaluation of the signal model, free of KFP, Feast and BentoML.
 
 `train_and_evaluate(frame, config)` builds labelled windows, runs a purged walk-forward evaluation of the
-LSTM and its baselines, trains the deployable network and returns a `TrainingResult`; `result.save(folder)`
+configured model family (`config.family`: lstm, gru, tcn, linear or lightgbm, each a `Learner` from
+`make_learner`) and its baselines, trains the deployable model and returns a `TrainingResult`; `result.save(folder)`
 writes the artifact folder that `load_model(folder)` serves; `gate(result, settings)` decides promotion.
 
 Names are imported lazily: serving needs only `load_model` (torch), not scikit-learn or matplotlib.
@@ -17,18 +18,21 @@ _EXPORTS = {
     "TrainingConfig": "config",
     "evaluate_samples": "experiment", "train_and_evaluate": "experiment",
     "EvaluationSummary": "gating", "GateDecision": "gating", "gate": "gating",
+    "Learner": "families", "make_learner": "families",
     "TrainingResult": "result",
     "EpochProgress": "trainer", "console_progress": "trainer",
 }
 __all__ = [
-    "ArtifactError", "EpochProgress", "EvaluationSummary", "GateDecision", "ServableModel", "TrainingConfig",
-    "TrainingResult", "console_progress", "evaluate_samples", "gate", "load_model", "train_and_evaluate",
+    "ArtifactError", "EpochProgress", "EvaluationSummary", "GateDecision", "Learner", "ServableModel",
+    "TrainingConfig", "TrainingResult", "console_progress", "evaluate_samples", "gate", "load_model",
+    "make_learner", "train_and_evaluate",
 ]
 
 if TYPE_CHECKING:
     from aicash.training.artifacts import ArtifactError, ServableModel, load_model
     from aicash.training.config import TrainingConfig
     from aicash.training.experiment import evaluate_samples, train_and_evaluate
+    from aicash.training.families import Learner, make_learner
     from aicash.training.gating import EvaluationSummary, GateDecision, gate
     from aicash.training.result import TrainingResult
     from aicash.training.trainer import EpochProgress, console_progress

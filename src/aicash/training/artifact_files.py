@@ -12,13 +12,26 @@ from typing import Any
 
 import pandas as pd
 
-MODEL_FILE = "model.pt"
+MODEL_FILE = "model.pt"  # torch families (lstm, gru, tcn, linear): the whole model in TorchScript
+GBM_FEATURES_FILE = "features.pt"  # lightgbm: TorchScript raw windows -> the booster's summary features
+GBM_MODEL_FILE = "model.lgb.txt"  # lightgbm: the booster, LightGBM's text format
 SCALER_FILE = "scaler.json"
 FEATURES_FILE = "features.json"
 METRICS_FILE = "metrics.json"
 REFERENCE_FILE = "reference.parquet"
 REPORT_FILE = "report.html"
-ARTIFACT_FILES = (MODEL_FILE, SCALER_FILE, FEATURES_FILE, METRICS_FILE, REFERENCE_FILE, REPORT_FILE)
+COMMON_FILES = (SCALER_FILE, FEATURES_FILE, METRICS_FILE, REFERENCE_FILE, REPORT_FILE)
+ARTIFACT_FILES = (MODEL_FILE, *COMMON_FILES)  # a torch family's folder (and every folder before lightgbm)
+
+
+def model_files(family: str) -> tuple[str, ...]:
+    """The files a family's model is served from (besides features.json)."""
+    return (GBM_FEATURES_FILE, GBM_MODEL_FILE) if family == "lightgbm" else (MODEL_FILE,)
+
+
+def family_files(family: str) -> tuple[str, ...]:
+    """Every file of a family's artifact folder."""
+    return (*model_files(family), *COMMON_FILES)
 
 
 class MissingArtifactError(FileNotFoundError):

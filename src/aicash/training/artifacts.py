@@ -2,10 +2,12 @@
 
 | file | content |
 | --- | --- |
-| model.pt | TorchScript: float32 (batch, window, features) RAW indicator values -> (batch, 3) probabilities. The
-  stationary transform and the scaler are inside, so serving cannot disagree with training. |
+| model.pt | torch families: TorchScript float32 (batch, window, features) RAW indicator values -> (batch, 3)
+  probabilities. The stationary transform and the scaler are inside, so serving cannot disagree with training. |
+| features.pt, model.lgb.txt | lightgbm: TorchScript raw windows -> summary features (transform and scaler inside),
+  and the booster in LightGBM's text format |
 | scaler.json | the same transform and scaler numbers, for people and the drift report (not needed to serve) |
-| features.json | feature names in input order, window length, class order, the input/output contract |
+| features.json | model family, feature names in input order, window length, class order, the input/output contract |
 | metrics.json | walk-forward figures, baselines, folds, config, gate decision |
 | reference.parquet | a sample of training indicators (INDICATOR_COLUMNS) for drift monitoring |
 | report.html | the self-contained training report |
@@ -14,6 +16,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,20 +26,23 @@ import torch
 
 from aicash.model_input import MODEL_FEATURES
 from aicash.signals.rule import SIGNALS
-from aicash.training.artifact_files import FEATURES_FILE, MODEL_FILE
+from aicash.training.artifact_files import FEATURES_FILE, MODEL_FILE, model_files
 from aicash.training.network import SignalNetwork, SignalProbabilities
+
+LEGACY_FAMILY = "lstm"  # what a features.json without "family" (written before the model zoo) holds
 
 
 def export_torchscript(network: SignalNetwork, path: Path) -> None:
-    """Script the probability model (transform + scaler + LSTM + softmax) and save it."""
+    """Script the probability model (transform + scaler + classifier + softmax) and save it."""
     network.eval()
     scripted = torch.jit.script(SignalProbabilities(network).eval())
     torch.jit.save(scripted, str(path))
 
 
-def features_spec(network: SignalNetwork, window_bars: int) -> dict[str, Any]:
+def features_spec(features: Sequence[str], window_bars: int, family: str) -> dict[str, Any]:
     return {
-        "features": list(network.transform.features),
+        "family": family,
+        "features": list(features),
         "window_bars": window_bars,
         "classes": list(SIGNALS),
         "input": "float32 (batch, window_bars, len(features)) raw indicator values, oldest bar first",
@@ -67,12 +73,13 @@ class ArtifactError(ValueError):
 
 @dataclass
 class ServableModel:
-    """A loaded model.pt with its contract; `predict_proba` is what the inference runtime calls."""
+    """A loaded model of any family with its contract; `predict_proba` is what the inference runtime calls."""
 
-    module: torch.jit.ScriptModule
+    predict_windows: Callable[[np.ndarray], np.ndarray]  # checked float32 windows -> (batch, 3) probabilities
     features: tuple[str, ...]
     window_bars: int
     classes: tuple[str, ...]
+    family: str = LEGACY_FAMILY
 
     def predict_proba(self, windows: np.ndarray) -> np.ndarray:
         """(batch, window_bars, features) raw indicators -> (batch, 3) float probabilities."""
@@ -81,17 +88,31 @@ class ServableModel:
             raise ValueError(
                 f"windows must have shape (batch, {self.window_bars}, {len(self.features)}), got {tuple(x.shape)}"
             )
+        return self.predict_windows(np.ascontiguousarray(x))
+
+
+class TorchScriptModel:
+    """model.pt: raw windows -> probabilities in one TorchScript call."""
+
+    def __init__(self, module: torch.jit.ScriptModule) -> None:
+        self.module = module
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return self.module(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+            return self.module(torch.from_numpy(windows)).numpy()
 
 
 def load_model(directory: Path | str) -> ServableModel:
-    """Load model.pt and check its features.json against the features this code sends (MODEL_FEATURES)."""
+    """Load a model of any family and check its features.json against the features this code sends.
+
+    A features.json without "family" was written by an LSTM (before the model zoo) and loads as one.
+    """
     folder = Path(directory)
-    missing = [name for name in (MODEL_FILE, FEATURES_FILE) if not (folder / name).is_file()]
+    spec = json.loads((folder / FEATURES_FILE).read_text()) if (folder / FEATURES_FILE).is_file() else {}
+    family = str(spec.get("family", LEGACY_FAMILY))
+    missing = [name for name in (*model_files(family), FEATURES_FILE) if not (folder / name).is_file()]
     if missing:
         raise ArtifactError(f"{folder} lacks {missing}: not a training artifact folder")
-    spec = json.loads((folder / FEATURES_FILE).read_text())
     if tuple(spec["features"]) != MODEL_FEATURES:
         raise ArtifactError(
             f"the model was trained on features {spec['features']}, this code sends {list(MODEL_FEATURES)}: "
@@ -99,6 +120,13 @@ def load_model(directory: Path | str) -> ServableModel:
         )
     if tuple(spec["classes"]) != SIGNALS:
         raise ArtifactError(f"the model's classes {spec['classes']} differ from {list(SIGNALS)}")
-    module = torch.jit.load(str(folder / MODEL_FILE), map_location="cpu")
-    module.eval()
-    return ServableModel(module, tuple(spec["features"]), int(spec["window_bars"]), tuple(spec["classes"]))
+    predict: Callable[[np.ndarray], np.ndarray]
+    if family == "lightgbm":
+        from aicash.training.gbm import GBMModel  # LightGBM only for the family that needs it
+
+        predict = GBMModel.load(folder).predict_windows
+    else:
+        module = torch.jit.load(str(folder / MODEL_FILE), map_location="cpu")
+        module.eval()
+        predict = TorchScriptModel(module)
+    return ServableModel(predict, tuple(spec["features"]), int(spec["window_bars"]), tuple(spec["classes"]), family)

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from aicash.indicators import INDICATOR_COLUMNS
 from aicash.signals.rule import SIGNALS
-from aicash.training.config import TrainingConfig
+from aicash.training.config import FAMILY_PARAMETERS, TrainingConfig
 from aicash.training.dataset import Samples, build_samples
+from aicash.training.families import make_learner
 from aicash.training.gating import GateThresholds, gate
 from aicash.training.metrics import evaluate, reliability_table, strategy_returns
+from aicash.training.overfitting import search_evidence
 from aicash.training.result import TrainingResult
-from aicash.training.trainer import ProgressCallback, Trainer
-from aicash.training.walk_forward import OutOfSample, final_split, run_walk_forward
+from aicash.training.trainer import ProgressCallback
+from aicash.training.walk_forward import MODEL_KEY, OutOfSample, final_split, run_walk_forward
 
 
 def train_and_evaluate(
@@ -24,7 +27,7 @@ def train_and_evaluate(
     progress: ProgressCallback | None = None,
     settings: GateThresholds | None = None,
 ) -> TrainingResult:
-    """Walk-forward evaluation of the network and baselines, then the final network on all data.
+    """Walk-forward evaluation of the model (`config.family`) and baselines, then the final model on all data.
 
     `frame`: candles with indicators of one or more series (columns symbol, timeframe, ts, close and
     MODEL_FEATURES), e.g. Feast's historical features joined to close prices. With `settings` the gate
@@ -42,23 +45,27 @@ def evaluate_samples(
     progress: ProgressCallback | None = None,
     settings: GateThresholds | None = None,
     started: float | None = None,
+    search: dict[str, Any] | None = None,
 ) -> TrainingResult:
-    """`train_and_evaluate` on prepared samples (tests use it to shuffle labels)."""
+    """`train_and_evaluate` on prepared samples (tests use it to shuffle labels).
+
+    `search`: the search evidence (metrics.json's "search" block) of the search that chose this configuration;
+    without it the run counts as a search of one trial.
+    """
     start = time.perf_counter() if started is None else started
     wf_start = time.perf_counter()
     folds, oos = run_walk_forward(samples, config, progress)
     wf_seconds = time.perf_counter() - wf_start
 
     final = final_split(samples, config)
-    trainer = Trainer(config, progress, stage="final")
-    final_fit = trainer.fit(samples, final.fit, final.validation)
-    assert trainer.network is not None
+    learner = make_learner(config, progress, stage="final")
+    final_fit = learner.fit(samples, final.fit, final.validation)
 
     fits = [f.fit for f in folds] + [final_fit]
     fit_seconds = sum(f.seconds for f in fits)
     result = TrainingResult(
         config=config,
-        network=trainer.network,
+        learner=learner,
         final_fit=final_fit,
         folds=folds,
         aggregate={name: evaluate(p, samples, oos.idx, config.cost_per_trade) for name, p in oos.predictions.items()},
@@ -75,10 +82,22 @@ def evaluate_samples(
             "total_seconds": time.perf_counter() - start,
             "training_samples_per_second": sum(f.samples_seen for f in fits) / fit_seconds if fit_seconds else 0.0,
         },
+        search=single_trial_search(samples, oos, config) if search is None else search,
     )
     if settings is not None:
         result.decision = gate(result, settings)
     return result
+
+
+def single_trial_search(samples: Samples, oos: OutOfSample, config: TrainingConfig) -> dict[str, Any]:
+    """metrics.json's "search" block of a single-configuration run: one trial, the model's out-of-sample returns."""
+    returns = strategy_returns(samples, oos.idx, oos.predictions[MODEL_KEY].signs, config.cost_per_trade).to_numpy()
+    sharpe = float(returns.mean() / returns.std(ddof=1)) if len(returns) > 1 and returns.std(ddof=1) > 0 else 0.0
+    return {
+        "experiment_id": None, "trials": 1, "selected_trial": 1, "family": config.family,
+        "params": {name: getattr(config, name) for name in FAMILY_PARAMETERS[config.family]},
+        **search_evidence(returns, [sharpe], None),
+    }
 
 
 def _equity(samples: Samples, oos: OutOfSample, cost: float) -> pd.DataFrame:

@@ -13,10 +13,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from aicash.signals.rule import SIGNALS
 from aicash.training.dataset import Samples
-from aicash.training.labels import FLAT
+from aicash.training.labels import DOWN, FLAT, UP
 
 CALIBRATION_BINS = 10
 # The guide's model targets, reported beside the out-of-sample figures (training report, `aicash models show`); the
@@ -84,13 +85,20 @@ class Metrics:
     cumulative_return: float  # sum of per-bar log returns of the strategy, after costs
     sharpe: float  # annualised, from per-bar strategy returns; 0 without trades
     confusion: list[list[int]]  # rows: true class, columns: predicted class (SELL, HOLD, BUY)
+    # of the traded signals, the share whose direction is the sign of the horizon return (before costs); None: no trade
+    directional_accuracy: float | None = None
+    # Spearman rank correlation of P(BUY) - P(SELL) with the horizon return; None without probabilities
+    information_coefficient: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> Metrics:
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__})  # type: ignore[arg-type]
+    def from_dict(cls, data: Mapping[str, object]) -> Metrics:
+        """From `to_dict()` output; the figures added later (directional accuracy, IC) may be absent: None."""
+        optional = {"directional_accuracy", "information_coefficient"}
+        return cls(**{name: data.get(name) if name in optional else data[name]  # type: ignore[arg-type]
+                      for name in cls.__dataclass_fields__})
 
 
 def evaluate(pred: Predictions, samples: Samples, idx: np.ndarray, cost: float) -> Metrics:
@@ -113,7 +121,30 @@ def evaluate(pred: Predictions, samples: Samples, idx: np.ndarray, cost: float) 
         cumulative_return=float(returns.sum()),
         sharpe=sharpe_ratio(returns.to_numpy(), samples.bars_per_year) if trades else 0.0,
         confusion=confusion_matrix(labels, pred.predicted).tolist(),
+        directional_accuracy=directional_accuracy(signs, samples.horizon_return[idx]),
+        information_coefficient=information_coefficient(pred.proba, samples.horizon_return[idx]),
     )
+
+
+def directional_accuracy(signs: np.ndarray, horizon_return: np.ndarray) -> float | None:
+    """Of the traded signals (`signs` +1/-1, 0 not traded), the share whose direction is the sign of the realised
+    horizon return, before costs (a flat return matches neither); None without trades."""
+    traded = signs != 0
+    if not traded.any():
+        return None
+    return float(np.mean(signs[traded] == np.sign(horizon_return[traded])))
+
+
+def information_coefficient(proba: np.ndarray | None, horizon_return: np.ndarray) -> float | None:
+    """Spearman rank correlation of P(BUY) - P(SELL) with the horizon return, over every sample (the field's usual
+    IC); None without probabilities, with fewer than 3 samples, or when either side is constant."""
+    if proba is None or len(proba) < 3:
+        return None
+    score = proba[:, UP] - proba[:, DOWN]
+    if np.ptp(score) == 0 or np.ptp(horizon_return) == 0:
+        return None
+    rho = float(stats.spearmanr(score, horizon_return).statistic)
+    return rho if np.isfinite(rho) else None
 
 
 def strategy_returns(samples: Samples, idx: np.ndarray, signs: np.ndarray, cost: float) -> pd.Series:

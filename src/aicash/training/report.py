@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import matplotlib
@@ -41,6 +42,7 @@ def render_report(result: TrainingResult) -> str:
         + ", ".join(f"{k} {v:.1%}" for k, v in data["class_balance"].items())
         + f". Run time {result.timings['total_seconds']:.1f} s.</p>",
         _gate_section(result),
+        _search_section(result.search),
         "<h2>The guide's targets (network, out of sample)</h2>",
         _targets_table(result.model_metrics),
         "<h2>Out-of-sample figures (all test blocks pooled)</h2>",
@@ -73,6 +75,28 @@ def _gate_section(result: TrainingResult) -> str:
     return f"<h2>Gate: {verdict}</h2><ul>{items}</ul>"
 
 
+def _search_section(search: Mapping[str, Any] | None) -> str:
+    """The search that chose this configuration: trials, the deflated Sharpe ratio and the PBO behind the gate."""
+    if not search:
+        return "<h2>Search</h2><p>No search evidence.</p>"
+    trials = search.get("trials")
+    items = [f"{_fmt(trials)} trial{'' if trials == 1 else 's'}; selected: trial {_fmt(search.get('selected_trial'))}"
+             f" ({_fmt(search.get('family'))}); variance of the trials' Sharpe ratios "
+             f"{_fmt(search.get('sharpe_variance'))}"]
+    dsr = search.get("deflated_sharpe")
+    if isinstance(dsr, Mapping):
+        items.append(f"deflated Sharpe ratio {_fmt(dsr.get('probability'))}: Sharpe {_fmt(dsr.get('sharpe'))} per "
+                     f"period over {_fmt(dsr.get('observations'))} bars vs SR0 {_fmt(dsr.get('expected_max_sharpe'))}"
+                     f", the best of {_fmt(dsr.get('n_trials'))} trial(s) expected by luck (skewness "
+                     f"{_fmt(dsr.get('skewness'))}, kurtosis {_fmt(dsr.get('kurtosis'))})"
+                     + (f"; {_fmt(dsr['note'])}" if dsr.get("note") else ""))
+    pbo = search.get("pbo")
+    items.append("probability of backtest overfitting: n/a (fewer than 2 trials)" if not isinstance(pbo, Mapping)
+                 else f"probability of backtest overfitting {_fmt(pbo.get('probability'))} over "
+                      f"{_fmt(pbo.get('splits'))} splits of {_fmt(pbo.get('n_blocks'))} blocks")
+    return "<h2>Search</h2><ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>"
+
+
 def _fmt(value: object) -> str:
     if value is None:
         return "n/a"
@@ -87,13 +111,15 @@ def _table(header: list[str], rows: list[list[object]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-_METRIC_COLUMNS = ["accuracy", "win_rate", "trades", "coverage", "average_confidence", "calibration_error",
-                   "cumulative_return", "sharpe"]
+_METRIC_COLUMNS = ["accuracy", "directional_accuracy", "win_rate", "trades", "coverage", "average_confidence",
+                   "calibration_error", "cumulative_return", "sharpe", "information_coefficient"]
+_COLUMN_NAMES = {"directional_accuracy": "directional accuracy of traded signals",
+                 "information_coefficient": "IC (rank corr. of P(BUY) - P(SELL) with the return)"}
 
 
 def _metrics_table(metrics: dict[str, Metrics]) -> str:
     rows = [[name, *(getattr(m, c) for c in _METRIC_COLUMNS)] for name, m in metrics.items()]
-    return _table(["predictor", *_METRIC_COLUMNS], rows)
+    return _table(["predictor", *(_COLUMN_NAMES.get(c, c) for c in _METRIC_COLUMNS)], rows)
 
 
 def _targets_table(m: Metrics) -> str:

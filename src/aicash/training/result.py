@@ -1,4 +1,4 @@
-"""What a training run produced: the deployable network, its out-of-sample evidence, and how to save it."""
+"""What a training run produced: the deployable model, its out-of-sample evidence, and how to save it."""
 
 from __future__ import annotations
 
@@ -15,23 +15,24 @@ from aicash.signals.rule import SIGNALS
 from aicash.training import artifact_files as files
 from aicash.training import artifacts
 from aicash.training.config import TrainingConfig
+from aicash.training.families import Learner, TorchLearner
 from aicash.training.gating import GateDecision
 from aicash.training.metrics import Metrics
 from aicash.training.network import SignalNetwork
-from aicash.training.trainer import FitReport, predict_proba
+from aicash.training.trainer import FitReport
 from aicash.training.walk_forward import MODEL_KEY, FoldResult
 
 
 @dataclass
 class TrainingResult:
-    """The final network and the walk-forward figures that describe the procedure that trained it.
+    """The final model and the walk-forward figures that describe the procedure that trained it.
 
-    The final network is trained exactly as each fold's network was (on all samples but the latest
+    The final model is trained exactly as each fold's model was (on all samples but the latest
     `validation_fraction`, which drives early stopping), so the walk-forward figures estimate this model.
     """
 
     config: TrainingConfig
-    network: SignalNetwork
+    learner: Learner  # the final model, of `config.family`
     final_fit: FitReport
     folds: list[FoldResult]
     aggregate: dict[str, Metrics]  # predictor name -> figures over every test block pooled; MODEL_KEY first
@@ -41,10 +42,22 @@ class TrainingResult:
     data: dict[str, Any]  # what was trained on: series, time span, samples, class balance
     timings: dict[str, float]
     decision: GateDecision | None = field(default=None)
+    search: dict[str, Any] | None = field(default=None)  # metrics.json's "search" block: trials, DSR, PBO
+
+    @property
+    def family(self) -> str:
+        return self.config.family
+
+    @property
+    def network(self) -> SignalNetwork:
+        """The final torch network (torch families only)."""
+        if not isinstance(self.learner, TorchLearner):
+            raise TypeError(f"a {self.family} model has no torch network: use `learner`")
+        return self.learner.network
 
     @property
     def training_samples(self) -> int:
-        """Samples the final network's weights were fitted on (its early-stopping block excluded)."""
+        """Samples the final model was fitted on (its early-stopping block excluded)."""
         return self.final_fit.train_samples
 
     @property
@@ -53,7 +66,7 @@ class TrainingResult:
 
     @property
     def confusion(self) -> list[list[int]]:
-        """The network's pooled out-of-sample confusion matrix (rows: true SELL/HOLD/BUY, columns: predicted)."""
+        """The model's pooled out-of-sample confusion matrix (rows: true SELL/HOLD/BUY, columns: predicted)."""
         return self.model_metrics.confusion
 
     @property
@@ -61,15 +74,16 @@ class TrainingResult:
         return {name: m for name, m in self.aggregate.items() if name != MODEL_KEY}
 
     def predict_proba(self, windows: np.ndarray) -> np.ndarray:
-        """Class probabilities of raw windows (batch, window, features) from the final network."""
-        return predict_proba(self.network, np.asarray(windows, dtype=np.float32))
+        """Class probabilities of raw windows (batch, window, features) from the final model."""
+        return self.learner.predict_windows(np.asarray(windows, dtype=np.float32))
 
     def metrics_dict(self) -> dict[str, Any]:
         """Everything metrics.json holds (JSON-ready apart from non-finite floats, which `save` nulls)."""
         return {
             "model_name": MODEL_NAME,
             "classes": list(SIGNALS),
-            "features": list(self.network.transform.features),
+            "family": self.family,
+            "features": list(self.learner.features),
             "window_bars": self.config.window_bars,
             "training_samples": self.training_samples,
             "aggregate": {
@@ -90,6 +104,7 @@ class TrainingResult:
             "data": self.data,
             "timings": self.timings,
             "gate": None if self.decision is None else self.decision.to_dict(),
+            "search": self.search,
         }
 
     def save(self, directory: Path | str, decision: GateDecision | None = None) -> dict[str, Path]:
@@ -100,11 +115,10 @@ class TrainingResult:
             self.decision = decision
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
-        paths = {name: folder / name for name in files.ARTIFACT_FILES}
-        artifacts.export_torchscript(self.network, paths[files.MODEL_FILE])
-        artifacts.write_json(paths[files.SCALER_FILE], self.network.transform.describe())
+        paths = {name: folder / name for name in files.family_files(self.family)}
+        self.learner.export(folder)  # the model files and scaler.json
         artifacts.write_json(paths[files.FEATURES_FILE],
-                             artifacts.features_spec(self.network, self.config.window_bars))
+                             artifacts.features_spec(self.learner.features, self.config.window_bars, self.family))
         artifacts.write_json(paths[files.METRICS_FILE], self.metrics_dict())
         self.reference[list(INDICATOR_COLUMNS)].to_parquet(paths[files.REFERENCE_FILE], index=False)
         paths[files.REPORT_FILE].write_text(render_report(self), encoding="utf-8")

@@ -16,10 +16,11 @@ import pandas as pd
 from aicash.training.baselines import baselines
 from aicash.training.config import TrainingConfig
 from aicash.training.dataset import Samples
+from aicash.training.families import make_learner
 from aicash.training.metrics import Metrics, Predictions, evaluate
-from aicash.training.trainer import FitReport, ProgressCallback, Trainer
+from aicash.training.trainer import FitReport, ProgressCallback
 
-MODEL_KEY = "lstm"  # the network's name among the predictors in metrics
+MODEL_KEY = "model"  # the trained model's name among the predictors (equity columns, predictions), any family
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,8 @@ class Fold:
 
     number: int  # 1-based
     train: np.ndarray  # everything the fold may learn from (fit + validation)
-    fit: np.ndarray  # the network's training samples
-    validation: np.ndarray  # the network's early-stopping samples (after `fit`, purged)
+    fit: np.ndarray  # the model's training samples
+    validation: np.ndarray  # the model's early-stopping samples (after `fit`, purged)
     test: np.ndarray
 
 
@@ -99,14 +100,14 @@ def final_split(samples: Samples, config: TrainingConfig) -> Fold:
 def run_walk_forward(
     samples: Samples, config: TrainingConfig, progress: ProgressCallback | None = None
 ) -> tuple[list[FoldResult], OutOfSample]:
-    """Train and score the network and the baselines on every fold."""
+    """Train and score the model (of `config.family`) and the baselines on every fold."""
     folds = walk_forward_folds(samples, config)
     results: list[FoldResult] = []
     parts: dict[str, list[Predictions]] = {}
     for fold in folds:
-        trainer = Trainer(config, progress, stage=f"fold {fold.number}/{len(folds)}")
-        report = trainer.fit(samples, fold.fit, fold.validation)
-        predictions = {MODEL_KEY: Predictions.from_proba(trainer.predict_proba(samples, fold.test),
+        learner = make_learner(config, progress, stage=f"fold {fold.number}/{len(folds)}")
+        report = learner.fit(samples, fold.fit, fold.validation)
+        predictions = {MODEL_KEY: Predictions.from_proba(learner.predict_proba(samples, fold.test),
                                                          config.confidence_threshold)}
         for baseline in baselines(config.confidence_threshold, config.seed):
             baseline.fit(samples, fold.train)
