@@ -11,13 +11,12 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from psycopg import errors
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from aicash.db import migrate
 from aicash.db.engine import make_engine
-from tests.support.roles import login_url
+from tests.support.roles import attempt, login_url, psycopg_dsn
 
 ROLES = ("aicash_serving", "aicash_training", "aicash_monitoring", "aicash_readonly")
 OPERATIONS = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
@@ -149,22 +148,6 @@ def prepared(postgres_url: str) -> Iterator[dict[str, str]]:
         _drop(url)
 
 
-def _dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def attempt(url: str, statement: str) -> bool:
-    """Whether `statement` runs (in a transaction rolled back afterwards); False when refused for privileges."""
-    with psycopg.connect(_dsn(url)) as conn:
-        try:
-            conn.execute(statement)  # type: ignore[arg-type]
-        except errors.InsufficientPrivilege:
-            return False
-        finally:
-            conn.rollback()
-    return True
-
-
 def statements(table: str) -> dict[str, str]:
     column = UPDATED.get(table, next(iter(ROWS[table])))
     fixed = {"status": "'archived'", "emailed": "true", "revoked_at": NOW, "details": "'{}'", "version_num": "'x'",
@@ -239,7 +222,7 @@ def test_feast_tables_made_after_the_migration(prepared: dict[str, str], role: s
 
 
 def _count(url: str, query: str) -> int:
-    with psycopg.connect(_dsn(url)) as conn:
+    with psycopg.connect(psycopg_dsn(url)) as conn:
         return int(conn.execute(query).fetchone()[0])  # type: ignore[arg-type, index]
 
 
@@ -253,7 +236,7 @@ def test_serving_sees_only_keys_not_revoked(prepared: dict[str, str]) -> None:
 def test_an_admin_call_status_is_filled_in_once_and_only_by_serving(prepared: dict[str, str]) -> None:
     call = "SELECT aicash_admin_call_status(1, 200)"
     assert [attempt(prepared[role], call) for role in ROLES] == [True, False, False, False]
-    with psycopg.connect(_dsn(prepared["aicash_serving"])) as conn:
+    with psycopg.connect(psycopg_dsn(prepared["aicash_serving"])) as conn:
         conn.execute("SELECT aicash_admin_call_status(1, 200)")
         conn.execute("SELECT aicash_admin_call_status(1, 500)")  # a second time changes nothing
         conn.commit()

@@ -3,16 +3,13 @@ role may do with the two tables: training records experiments, the others only r
 
 from __future__ import annotations
 
-import psycopg
-from psycopg import errors
 from sqlalchemy import inspect
-from sqlalchemy.engine import make_url
 
 from aicash.db import migrate
 from aicash.db.engine import make_engine
 from aicash.experiments import get_experiment, link_version
 from tests.support.experiments import record
-from tests.support.roles import login_url
+from tests.support.roles import attempt, login_url
 
 TABLES = {"experiments", "experiment_trials"}
 ROLES = ("aicash_serving", "aicash_training", "aicash_monitoring", "aicash_readonly")
@@ -32,22 +29,6 @@ def test_head_is_0005_and_up_down_up(db_url: str) -> None:
     assert migrate.current_revision(engine) == "0005_experiments"
     assert record(engine) == experiment_id  # empty tables again: the first id once more
     engine.dispose()
-
-
-def _dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def attempt(url: str, statement: str) -> bool:
-    """Whether `statement` runs (rolled back afterwards); False when refused for privileges."""
-    with psycopg.connect(_dsn(url)) as conn:
-        try:
-            conn.execute(statement)  # type: ignore[arg-type]
-        except errors.InsufficientPrivilege:
-            return False
-        finally:
-            conn.rollback()
-    return True
 
 
 STATEMENTS = {

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import psycopg
+from psycopg import errors
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -28,3 +30,21 @@ def login_url(database_url: str, role: str) -> str:
     finally:
         engine.dispose()
     return make_url(database_url).set(username=login.user, password=PASSWORD).render_as_string(hide_password=False)
+
+
+def psycopg_dsn(url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL as psycopg connects to it."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def attempt(url: str, statement: str) -> bool:
+    """Whether `statement` runs as the login of `url` (in a transaction rolled back afterwards); False when refused
+    for privileges."""
+    with psycopg.connect(psycopg_dsn(url)) as conn:
+        try:
+            conn.execute(statement)  # type: ignore[arg-type]
+        except errors.InsufficientPrivilege:
+            return False
+        finally:
+            conn.rollback()
+    return True

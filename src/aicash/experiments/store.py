@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from aicash.db.engine import session_scope
 from aicash.db.models import Experiment, ExperimentTrial, utcnow
+from aicash.json_values import json_safe
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,18 +49,8 @@ def _text(field: str, value: Any, limit_key: str | None = None) -> str:
 
 
 def _json_safe(value: Any, field: str) -> Any:
-    """Plain JSON values; NaN and infinities become None (PostgreSQL's JSONB refuses them), numpy scalars numbers."""
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v, field) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v, field) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    raise ExperimentError(f"{field}: {value!r} of type {type(value).__name__} is not JSON: use numbers or text")
+    return json_safe(value, lambda bad: ExperimentError(
+        f"{field}: {bad!r} of type {type(bad).__name__} is not JSON: use numbers or text"))
 
 
 def _number(value: Any, field: str) -> float | None:

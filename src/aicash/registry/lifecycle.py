@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from aicash.db.engine import session_scope
 from aicash.db.models import AuditLog, MLModel
+from aicash.json_values import json_safe
 from aicash.model_input import MODEL_NAME
 from aicash.registry.artifacts import ArtifactStore, check_name, verify_local
 
@@ -95,18 +96,8 @@ class AuditEntry:
 
 
 def _json_safe(value: Any) -> Any:
-    """Plain JSON values; NaN and infinities become None (PostgreSQL's JSONB refuses them)."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    raise RegistryError(f"metric value {value!r} of type {type(value).__name__} is not JSON: use numbers or text")
+    return json_safe(value, lambda bad: RegistryError(
+        f"metric value {bad!r} of type {type(bad).__name__} is not JSON: use numbers or text"))
 
 
 def _target(name: str, version: str) -> str:
