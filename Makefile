@@ -52,8 +52,8 @@ bench: $(STAMP) ## Print the benchmark figures
 loadtest: $(STAMP) ## Locust against the served production model; fails on a missed p95 target (after make demo)
 	$(BIN)/python -m loadtest.run --duration $(or $(LOADTEST_SECONDS),60) --users $(or $(LOADTEST_USERS),16)
 
-soak: $(STAMP) ## Steady load for SOAK_SECONDS (300): error rate, p95/p99 over time, memory growth (after make demo)
-	$(BIN)/python -m loadtest.soak --duration $(or $(SOAK_SECONDS),300) --rate $(or $(SOAK_RATE),50)
+soak: $(STAMP) ## Steady load for SOAK_SECONDS (600): error rate, p99/p95 per interval, memory growth (after make demo)
+	$(BIN)/python -m loadtest.soak --duration $(or $(SOAK_SECONDS),600) --rate $(or $(SOAK_RATE),50)
 
 audit: $(STAMP) ## pip-audit over the locked dependencies; fails on a known vulnerability with a fix available
 	$(BIN)/python scripts/audit.py requirements.lock

@@ -1,7 +1,8 @@
 """The serving benchmark's baseline: a bare Starlette endpoint on uvicorn doing only what a prediction must do.
 
 POST /predict: the frontend's JSON in, the same window merge as the service (the given indicators overwrite
-the latest bar of the stored window), the same TorchScript forward pass (same model file), JSON out. The
+the latest bar of the stored window), the same forward pass (same model file, loaded as the service loads it:
+ONNX Runtime for a torch family, `bentos.wiring.SERVING_RUNTIME`), JSON out. The
 online features are read once at start, so the figures are the floor for HTTP + JSON + the model on this
 machine; everything the service adds (validation, API keys, rate limit, feature reads, routing, cache,
 composite score, prediction log, metrics, BentoML itself) is the difference.
@@ -27,12 +28,13 @@ from aicash.model_input import MODEL_FEATURES
 from aicash.settings import load_settings
 from aicash.signals.rule import SIGNALS
 from aicash.training.artifacts import load_model
+from bentos.wiring import SERVING_RUNTIME
 from features.online import online_features
 from features.store import get_store
 
 
 def make_app(model_dir: str, symbol: str = "EURUSD", timeframe: str = "1h") -> Starlette:
-    model = load_model(model_dir)
+    model = load_model(model_dir, runtime=SERVING_RUNTIME)
     stored = online_features(get_store(load_settings()), symbol, timeframe)
     version = model_dir.rstrip("/").rsplit("/", 1)[-1]
 

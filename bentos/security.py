@@ -94,9 +94,13 @@ async def send_json(send: Send, status: int, body: dict[str, Any], headers: dict
     await send({"type": "http.response.body", "body": payload})
 
 
-def presented_key(scope: Scope) -> str | None:
-    """The key from `X-API-Key`, or from `Authorization: Bearer <key>`."""
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+def header_map(scope: Scope) -> dict[str, str]:
+    """The request's headers by lower-case name (the last of repeated ones), read once per request."""
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+def presented_key(headers: dict[str, str]) -> str | None:
+    """The key from `X-API-Key`, or from `Authorization: Bearer <key>` (`headers` from `header_map`)."""
     if key := headers.get("x-api-key"):
         return key.strip()
     auth = headers.get("authorization", "")
@@ -176,12 +180,13 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
         principal = None
-        refusal = self._check_headers(scope)
-        if refusal is None and scope["method"] == "POST" and _media(scope) == CURL_DEFAULT_MEDIA:
+        headers = header_map(scope)
+        refusal = self._check_headers(scope, headers)
+        if refusal is None and scope["method"] == "POST" and _media(headers) == CURL_DEFAULT_MEDIA:
             receive, refusal = await self._json_sent_as_form(scope, receive)
         if refusal is None:
             try:
-                principal = self.verifier.verify(presented_key(scope))
+                principal = self.verifier.verify(presented_key(headers))
             except KeysUnavailableError as exc:  # neither accepted nor refused: the caller should retry
                 REJECTED.labels("keys_unavailable").inc()
                 await send_json(send, 503, {"error": str(exc)}, {"Retry-After": "5"})
@@ -195,7 +200,7 @@ class SecurityMiddleware:
                 await self._audit(principal, scope, status)
             await send_json(send, status, body, headers)
             return
-        if scope["method"] == "POST" and not any(k.lower() == b"content-length" for k, _ in scope.get("headers", [])):
+        if scope["method"] == "POST" and "content-length" not in headers:
             replay = await self._buffered(receive)
             if replay is None:
                 REJECTED.labels("body_too_large").inc()
@@ -242,8 +247,7 @@ class SecurityMiddleware:
             log.warning("audit status for %s %s by %s not written: %s", scope["method"], scope["path"],
                         principal.name, exc)
 
-    def _check_headers(self, scope: Scope) -> tuple[int, str, dict[str, Any], dict[str, str]] | None:
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    def _check_headers(self, scope: Scope, headers: dict[str, str]) -> Refusal | None:
         if scope["method"] == "POST":
             length = headers.get("content-length")
             valid = length is None or (length.isascii() and length.isdigit())
@@ -251,7 +255,7 @@ class SecurityMiddleware:
                 return 413, "body_too_large", {
                     "error": f"request body exceeds {self.max_body_bytes} bytes; send fewer items per request"
                 }, {}
-            media = _media(scope)
+            media = _media(headers)
             empty = length == "0"  # e.g. POST /models/rollback without a body
             # `curl -X POST .../train` (the guide's end-to-end test) sends no body, no Content-Length, no type
             bare = length is None and "transfer-encoding" not in headers and scope["path"] == "/train"
@@ -314,10 +318,9 @@ class SecurityMiddleware:
 Refusal = tuple[int, str, dict[str, Any], dict[str, str]]
 
 
-def _media(scope: Scope) -> str:
+def _media(headers: dict[str, str]) -> str:
     """The request's media type, lower case, without parameters; '' when it has none."""
-    raw = next((v for k, v in scope.get("headers", []) if k.lower() == b"content-type"), b"")
-    return raw.decode("latin-1").split(";")[0].strip().lower()
+    return headers.get("content-type", "").split(";")[0].strip().lower()
 
 
 def _replaying(body: bytes, receive: Receive) -> Receive:

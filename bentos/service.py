@@ -47,7 +47,14 @@ from bentos.admin import VERSION_PATTERN, AdminError, AdminOps, PromoteRequest, 
 from bentos.package import bundled_model
 from bentos.process_metrics import WorkerProcessMetrics
 from bentos.security import AdminAudit, SecurityMiddleware, actor_of
-from bentos.wiring import admin_engine, build_runtime, publish_keys, security_options, service_config
+from bentos.wiring import (
+    SERVING_RUNTIME,
+    admin_engine,
+    build_runtime,
+    publish_keys,
+    security_options,
+    service_config,
+)
 
 log = logging.getLogger("aicash.service")
 
@@ -57,6 +64,19 @@ LATENCY = Histogram(
 )
 PREDICTIONS = Counter("aicash_predictions_total", "Predictions answered", ["signal", "model_version"])
 CACHE_HITS = Counter("aicash_prediction_cache_hits_total", "Predictions answered from the cache")
+# Labelled children looked up once: `labels()` costs a few µs per call, on every prediction.
+_PREDICT_LATENCY, _BATCH_LATENCY = LATENCY.labels("/predict"), LATENCY.labels("/predict/batch")
+_ANSWERED: dict[tuple[str, str], Any] = {}
+
+
+def _count(answer: Prediction) -> None:
+    """`aicash_predictions_total` (and the cache hits) for one answer."""
+    key = (answer.signal, answer.model_version)
+    if (counter := _ANSWERED.get(key)) is None:
+        counter = _ANSWERED[key] = PREDICTIONS.labels(*key)
+    counter.inc()
+    if answer.cached:
+        CACHE_HITS.inc()
 
 http_api = FastAPI(title="aicash read and admin endpoints")
 
@@ -129,7 +149,8 @@ class SignalService:
         if not self.runtime.models and (bundled := bundled_model()) is not None:
             # the registry is unreachable: serve the model (and weights) the Bento carries
             log.warning("registry unavailable at start; serving the bundled model %s", bundled.version)
-            self.runtime.models = [LoadedModel(bundled.version, "bundled", 100.0, load_model(bundled.folder),
+            model = load_model(bundled.folder, runtime=SERVING_RUNTIME)
+            self.runtime.models = [LoadedModel(bundled.version, "bundled", 100.0, model,
                                                timeframe=trained_timeframe(read_metrics(bundled.folder)))]
             if not self.runtime.weights:
                 self.runtime.weights = bundled.weights or {}
@@ -142,7 +163,11 @@ class SignalService:
         # this worker's CPU, memory, files, GC and prediction-log backlog on /metrics
         self.process_metrics = WorkerProcessMetrics(readings={"aicash_prediction_log_pending": (
             "Predictions this worker has answered and not yet written to the database", self._log_pending)})
-        # Warm up, then move everything alive now out of the collector's way (BentoML under load: GC pauses).
+        # Warm up (open the online store and read through it, run each model), then move everything alive now out
+        # of the collector's way (BentoML under load: GC pauses; objects made after the freeze are walked by every
+        # full collection).
+        self._features_reachable()
+        self.runtime.warm_up()
         gc.collect()
         gc.freeze()
 
@@ -182,16 +207,23 @@ class SignalService:
         self, symbol: str, indicators: Any, timeframe: str | None, request_id: str | None, ctx: bentoml.Context
     ) -> Prediction:
         """The frontend's prediction: signal, confidence, probabilities, model version, composite score."""
-        with LATENCY.labels("/predict").time():
+        with _PREDICT_LATENCY.time():
+            header = ctx.request.headers.get("x-request-id")
+            if header is not None and (problem := request_id_problem(header)) is not None:
+                return _error(ctx, 400, f"X-Request-Id: {problem}")  # the body's request_id rule
             request = PredictRequest.model_construct(
-                symbol=symbol, indicators=indicators, timeframe=timeframe, request_id=request_id
+                symbol=symbol, indicators=indicators, timeframe=timeframe,
+                request_id=request_id or header or uuid.uuid4().hex,
             )
             return self._predict([request], ctx)
 
     @bentoml.api(route="/predict/batch", input_spec=BatchRequest)
     def predict_batch(self, requests: list[PredictRequest], ctx: bentoml.Context) -> list[Prediction]:
         """Up to 256 predictions in one call, one forward pass per model."""
-        with LATENCY.labels("/predict/batch").time():
+        with _BATCH_LATENCY.time():
+            header = ctx.request.headers.get("x-request-id")
+            if header is not None and (problem := request_id_problem(header)) is not None:
+                return _error(ctx, 400, f"X-Request-Id: {problem}")  # the body's request_id rule
             return self._predict(requests, ctx, batch=True)
 
     @bentoml.api(route="/indicators", input_spec=IndicatorsRequest)
@@ -209,11 +241,6 @@ class SignalService:
             return {"indicators": rows, "warmup_bars": int(values[list(INDICATOR_COLUMNS)].isna().any(axis=1).sum())}
 
     def _predict(self, requests: list[PredictRequest], ctx: bentoml.Context, batch: bool = False) -> Any:
-        request_id = ctx.request.headers.get("x-request-id")
-        if request_id is not None and (problem := request_id_problem(request_id)) is not None:
-            return _error(ctx, 400, f"X-Request-Id: {problem}")  # the body's request_id rule
-        if not batch and requests[0].request_id is None:
-            requests = [requests[0].model_copy(update={"request_id": request_id or uuid.uuid4().hex})]
         try:
             answers = self.runtime.predict_many(requests)
         except FeaturesUnavailableError as exc:  # an outage, not a bad request: retry
@@ -223,9 +250,7 @@ class SignalService:
         except NotFoundError as exc:  # unknown symbol, nothing materialized, or no model loaded (not any KeyError)
             return _error(ctx, 503 if isinstance(exc, NoModelLoadedError) else 404, str(exc).strip("'\""))
         for answer in answers:
-            PREDICTIONS.labels(answer.signal, answer.model_version).inc()
-            if answer.cached:
-                CACHE_HITS.inc()
+            _count(answer)
         return answers if batch else answers[0]
 
     # -- GET: mounted FastAPI routes --------------------------------------------------------------------------

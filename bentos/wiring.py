@@ -28,6 +28,9 @@ from aicash.signals.weights import current_weights
 from aicash.training.artifacts import load_model
 
 log = logging.getLogger("aicash.service")
+# The forward pass of the torch families: ONNX Runtime, exported from model.pt at load and checked against it
+# within 1e-5 (TorchScript serves when it cannot be); measured per request in docs/serving.md.
+SERVING_RUNTIME = "onnxruntime"
 
 
 def service_config(settings: Settings) -> dict[str, Any]:
@@ -85,7 +88,7 @@ class RegistryModels:
         for version, percent in split:
             if version not in self.loaded:
                 folder = load_artifacts(self.engine, self.store, version, self.cache_dir / version, MODEL_NAME)
-                self.loaded[version] = load_model(folder)
+                self.loaded[version] = load_model(folder, runtime=SERVING_RUNTIME)
             record = records.get(version)
             status = record.status if record else "unknown"
             forced = record is not None and record.gate_passed is not True

@@ -204,6 +204,9 @@ def test_models_weights_health_and_openapi(service) -> None:  # type: ignore[no-
     assert {m["version"] for m in models} >= {service.production}
     assert all(m["forced"] and "forced" in m["label"] for m in models)
     assert {m["version"]: m["family"] for m in models} == {service.production: "lstm", service.canary: "lightgbm"}
+    # the LSTM's forward pass runs in ONNX Runtime (checked against TorchScript at load); LightGBM's own path
+    assert {m["version"]: m["runtime"] for m in models} == {service.production: "onnxruntime",
+                                                            service.canary: "torchscript"}
     assert set(service.get("/weights").json()["weights"]) == {"rsi", "adx_trend", "ema_cross", "macd", "bollinger",
                                                                "stochastic"}
     service.post("/predict", EXAMPLE_INPUT)  # the service has read EURUSD 1h: its stale features degrade /health

@@ -42,6 +42,27 @@ def test_a_leak_fails_even_without_errors() -> None:
     assert result.memory_growth > 0.10 and not result.met
 
 
+def test_growth_of_two_per_cent_fails() -> None:
+    assert soak.MAX_MEMORY_GROWTH == 0.02
+    flat = soak.summarize(history(120), memory(120, 500, 0.0), warmup_s=20)
+    slow_leak = soak.summarize(history(120), memory(120, 500, 0.11), warmup_s=20)  # ~10.8 MiB of 502: 2.1 %
+    assert flat.met and 0.02 < slow_leak.memory_growth < 0.03 and not slow_leak.met
+
+
+def test_a_long_tail_in_one_interval_fails_the_soak() -> None:
+    rows = history(90)
+    steady = soak.intervals(rows, memory(90, 500, 0.0), width_s=30)
+    assert [s.tail_ratio for s in steady] == [2.0, 2.0, 2.0]  # p99 exactly twice p95: met
+    assert soak.met(soak.summarize(rows, memory(90, 500, 0.0), 10), steady)
+    paused = [r if r.timestamp != 1045.0 else soak.HistoryRow(r.timestamp, r.rps, 5.0, 60.0, r.total_requests,
+                                                              r.total_failures) for r in rows]
+    slices = soak.intervals(paused, memory(90, 500, 0.0), width_s=30)
+    assert [s.tail_met for s in slices] == [True, False, True]
+    assert slices[1].tail_ratio == 12.0
+    assert not soak.met(soak.summarize(paused, memory(90, 500, 0.0), 10), slices)
+    assert not soak.met(soak.summarize(paused, memory(90, 500, 0.0), 10), [])  # nothing measured: not met
+
+
 def test_warm_up_growth_is_not_counted() -> None:
     warming = [soak.MemorySample(1000.0 + t, (300 + 20 * t) * MiB) for t in range(10)]  # lazy allocations
     steady = [soak.MemorySample(1010.0 + t, 500 * MiB) for t in range(110)]
@@ -115,11 +136,12 @@ def test_brief_soak_reports_and_cleans_up(served_home: Path, tmp_path: Path, mon
     rows = soak.read_history(reports / "locust_stats_history.csv")
     samples = list(csv.DictReader((reports / "memory.csv").open()))
     result = soak.summarize(rows, [soak.MemorySample(float(s["timestamp"]), int(s["rss_bytes"])) for s in samples], 4)
-    assert code == (0 if result.met else 1), out  # the exit code is the targets' verdict
+    slices = soak.intervals(rows, [], 5)
+    assert code == (0 if soak.met(result, slices) else 1), out  # the exit code is the targets' verdict
     assert result.failures == 0, out  # the key works and the rate limit is lifted
     assert 200 < result.requests < 20 * 20 * 1.5, out  # a steady ~20 req/s, not as fast as it can go
     assert len(samples) >= 15 and result.rss_start_mb > 100  # BentoML plus torch: hundreds of MiB, sampled each s
-    assert "Soak: per interval" in out and "memory growth" in out and "error rate" in out
+    assert "Soak: per interval" in out and "memory growth" in out and "error rate" in out and "p99 / p95" in out
     assert (reports / "soak.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (reports / "report.html").exists()
     assert not listening(port)  # the service is stopped

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Hashable
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -21,10 +22,10 @@ class TTLCache(Generic[V]):
     def __init__(self, ttl_seconds: float, max_entries: int = 10_000) -> None:
         self.ttl = ttl_seconds
         self.max_entries = max_entries
-        self._data: OrderedDict[str, tuple[float, V]] = OrderedDict()
+        self._data: OrderedDict[Hashable, tuple[float, V]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> V | None:
+    def get(self, key: Hashable) -> V | None:
         with self._lock:
             hit = self._data.get(key)
             if hit is None:
@@ -35,7 +36,7 @@ class TTLCache(Generic[V]):
             self._data.move_to_end(key)
             return hit[1]
 
-    def put(self, key: str, value: V) -> None:
+    def put(self, key: Hashable, value: V) -> None:
         if self.ttl <= 0:
             return
         now = time.monotonic()

@@ -1,10 +1,10 @@
 """The API key snapshot: the active keys' hashes, published to the artifact store beside the models.
 
-The database stays the source of truth (every request looks its key up there, so a revocation holds at once on
-every replica). The snapshot is only read while the database is unreachable, so that a replica started during a
-database outage can still tell a valid key from an invalid one. It holds what the database holds (name, SHA-256
-hash, admin flag), never a key; `aicash keys create` and `aicash keys revoke` rewrite it, and every service
-rewrites it when it starts with the database up.
+The database stays the source of truth (every replica re-reads its active keys every 0.5 s and looks up any key
+it does not hold, so a revocation holds on every replica within a second). The snapshot is only read while the
+database is unreachable, so that a replica started during a database outage can still tell a valid key from an
+invalid one. It holds what the database holds (name, SHA-256 hash, admin flag), never a key; `aicash keys create`
+and `aicash keys revoke` rewrite it, and every service rewrites it when it starts with the database up.
 """
 
 from __future__ import annotations

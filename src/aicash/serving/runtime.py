@@ -7,7 +7,6 @@ tested without Feast or BentoML.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -68,10 +67,12 @@ class _Pending:
 
     index: int
     request_id: str
-    key: str
+    key: tuple[Any, ...]  # its answer's key in the cache
     latest: dict[str, float]
     window: np.ndarray
     freshness: dict[str, Any]  # features_as_of and stale of its answer
+    timeframe: str  # the series it reads (the request's, else the answering model's)
+    given: dict[str, float]  # the indicators the request gave
 
 
 class NotFoundError(LookupError):
@@ -151,6 +152,20 @@ class SignalRuntime:
         if self.prediction_log is not None:
             self.prediction_log.close()
 
+    def warm_up(self) -> None:
+        """One forward pass per loaded model on a window of zeros, so that the runtime's first-call work (TorchScript
+        profiles its first runs and then compiles, ONNX Runtime allocates its buffers) is done before the service
+        freezes its start-up objects out of the garbage collector's way, not on the first requests."""
+        for loaded in list(self.models):
+            bars, features = getattr(loaded.model, "window_bars", None), getattr(loaded.model, "features", None)
+            if bars is None or features is None:
+                continue
+            try:
+                for _ in range(3):
+                    loaded.model.predict_proba(np.zeros((1, bars, len(features)), dtype=np.float32))
+            except Exception as exc:  # a model that cannot answer zeros answers real requests or fails there
+                log.warning("warm-up of %s failed: %s", loaded.version, exc)
+
     # -- predictions ---------------------------------------------------------------------------------------
     def predict(self, request: PredictRequest) -> Prediction:
         return self.predict_many([request])[0]
@@ -166,31 +181,35 @@ class SignalRuntime:
                 "no model is loaded: promote one with `aicash models promote VERSION --traffic 100`")
         answers: list[Prediction | None] = [None] * len(requests)
         pending: dict[str, list[_Pending]] = {}
-        resolved = list(requests)  # each with its timeframe filled in from the model that answers it
-        for i, asked in enumerate(requests):
-            request_id = asked.request_id or uuid.uuid4().hex
-            version = route(request_id, split)
-            timeframe: str = asked.timeframe or models[version].timeframe or DEFAULT_TIMEFRAME
-            resolved[i] = req = asked.model_copy(update={"timeframe": timeframe}) if not asked.timeframe else asked
-            given = req.indicators.model_dump(exclude_none=True)
-            key = json.dumps([version, req.symbol, timeframe, given], sort_keys=True)
+        for i, req in enumerate(requests):
+            request_id = req.request_id or uuid.uuid4().hex
+            version = split[0][0] if len(split) == 1 else route(request_id, split)
+            timeframe: str = req.timeframe or models[version].timeframe or DEFAULT_TIMEFRAME
+            # the given indicators (the request was validated: the fields are floats or None)
+            given = {name: value for name, value in req.indicators.__dict__.items() if value is not None}
+            key = (version, req.symbol, timeframe, tuple(sorted(given.items())))
             if (hit := self.cache.get(key)) is not None:
                 cached, features = hit
                 # staleness judged now: a cached answer's bar keeps ageing
-                fresh = self._freshness(req, cached.features_as_of)
+                fresh = self._freshness(req.symbol, timeframe, cached.features_as_of)
                 answers[i] = hit_answer = cached.model_copy(update={"cached": True, "request_id": request_id, **fresh})
-                self._log(req, hit_answer, features)
+                self._log(req, timeframe, given, hit_answer.model_dump(mode="json"), features)
                 continue
             latest, window, as_of = self._merged_inputs(req.symbol, timeframe, given)
-            fresh = self._freshness(req, as_of)  # refuses before the forward pass when REFUSE_STALE_FEATURES is on
-            pending.setdefault(version, []).append(_Pending(i, request_id, key, latest, window, fresh))
+            # refuses before the forward pass when REFUSE_STALE_FEATURES is on
+            fresh = self._freshness(req.symbol, timeframe, as_of)
+            pending.setdefault(version, []).append(
+                _Pending(i, request_id, key, latest, window, fresh, timeframe, given))
         for version, items in pending.items():
             probs = models[version].model.predict_proba(np.stack([p.window for p in items]))
             scores = composite_scores([p.latest for p in items], self.weights)
             for item, prob, score in zip(items, probs, scores, strict=True):
-                answer = self._answer(item.request_id, models[version], prob, float(score), start, item.freshness)
+                fields = self._answer(item.request_id, models[version], prob, float(score), start, item.freshness)
+                answer = Prediction.model_construct(**fields)  # built here from checked values: no validation
                 self.cache.put(item.key, (answer, item.latest))
-                self._log(resolved[item.index], answer, item.latest)
+                as_of = fields["features_as_of"]
+                self._log(requests[item.index], item.timeframe, item.given,
+                          fields | {"features_as_of": None if as_of is None else as_of.isoformat()}, item.latest)
                 answers[item.index] = answer
         return [a for a in answers if a is not None]
 
@@ -223,48 +242,50 @@ class SignalRuntime:
         window[-1] = [latest[name] for name in MODEL_FEATURES]
         return latest, window, snapshot.event_timestamp
 
-    def _freshness(self, req: PredictRequest, as_of: datetime | None) -> dict[str, Any]:
+    def _freshness(self, symbol: str, timeframe: str, as_of: datetime | None) -> dict[str, Any]:
         """`features_as_of` and `stale` of an answer, judged now; raises `StaleFeaturesError` for a stale series
         when REFUSE_STALE_FEATURES is on."""
-        timeframe = req.timeframe or DEFAULT_TIMEFRAME
         stale = self.freshness.is_stale(timeframe, as_of, datetime.now(UTC))
         if stale and self.freshness.refuse:
-            raise StaleFeaturesError(req.symbol, timeframe, as_of, self.freshness.limit_seconds(timeframe))
+            raise StaleFeaturesError(symbol, timeframe, as_of, self.freshness.limit_seconds(timeframe))
         return {"features_as_of": as_of, "stale": stale}
 
     @staticmethod
     def _answer(request_id: str, loaded: LoadedModel, probs: np.ndarray, score: float, start: float,
-                freshness: dict[str, Any]) -> Prediction:
-        best = int(np.argmax(probs))
-        return Prediction(
-            signal=SIGNALS[best],  # type: ignore[arg-type]
-            confidence=float(probs[best]),
-            probabilities={name: float(p) for name, p in zip(SIGNALS, probs, strict=True)},
-            model_version=loaded.version,
-            model_status=loaded.label,
-            composite_score=score,
-            latency_ms=(time.perf_counter() - start) * 1000.0,
-            request_id=request_id,
+                freshness: dict[str, Any]) -> dict[str, Any]:
+        """The fields of a `Prediction` (every one set, with the types the schema declares)."""
+        values = probs.tolist()
+        best = values.index(max(values))
+        return {
+            "signal": SIGNALS[best], "confidence": values[best],
+            "probabilities": dict(zip(SIGNALS, values, strict=True)),
+            "model_version": loaded.version, "model_status": loaded.label, "composite_score": score,
+            "latency_ms": (time.perf_counter() - start) * 1000.0, "request_id": request_id, "cached": False,
             **freshness,
-        )
+        }
 
-    def _log(self, req: PredictRequest, answer: Prediction, features: Mapping[str, float]) -> None:
+    def _log(self, req: PredictRequest, timeframe: str, given: dict[str, float], output: dict[str, Any],
+             features: Mapping[str, float]) -> None:
+        """Queue the prediction's row: the request as answered (its given indicators, the timeframe it was read
+        at), the features the model saw and the answer, as JSON-ready values."""
         if self.prediction_log is not None:
-            self.prediction_log.record(
-                {
-                    "request_id": answer.request_id, "symbol": req.symbol, "request": req.model_dump(mode="json"),
-                    "features": dict(features), "output": answer.model_dump(mode="json"),
-                    "model_version": answer.model_version, "latency_ms": answer.latency_ms,
-                }
-            )
+            self.prediction_log.record({
+                "request_id": output["request_id"], "symbol": req.symbol,
+                "request": {"symbol": req.symbol, "indicators": given, "timeframe": timeframe,
+                            "request_id": req.request_id},
+                "features": dict(features), "output": output,
+                "model_version": output["model_version"], "latency_ms": output["latency_ms"],
+            })
 
 
 def describe(runtime: SignalRuntime) -> dict[str, Any]:
-    """Loaded versions (with their model family) and the traffic split, for `GET /models`."""
+    """Loaded versions (with their model family and the runtime of their forward pass) and the traffic split, for
+    `GET /models`."""
     return {
         "models": [
             {"version": m.version, "status": m.status, "label": m.label, "forced": m.forced,
-             "traffic_percentage": m.traffic_percentage, "family": getattr(m.model, "family", None)}
+             "traffic_percentage": m.traffic_percentage, "family": getattr(m.model, "family", None),
+             "runtime": getattr(m.model, "runtime", None)}
             for m in runtime.models
         ]
     }

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,9 @@ from aicash.training.artifact_files import FEATURES_FILE, MODEL_FILE, model_file
 from aicash.training.network import SignalNetwork, SignalProbabilities
 
 LEGACY_FAMILY = "lstm"  # what a features.json without "family" (written before the model zoo) holds
+RUNTIMES = ("torchscript", "onnxruntime")
+
+log = logging.getLogger(__name__)
 
 
 def export_torchscript(network: SignalNetwork, path: Path) -> None:
@@ -80,6 +84,7 @@ class ServableModel:
     window_bars: int
     classes: tuple[str, ...]
     family: str = LEGACY_FAMILY
+    runtime: str = "torchscript"  # what serves: "onnxruntime" or "torchscript" (LightGBM's own path says the latter)
 
     def predict_proba(self, windows: np.ndarray) -> np.ndarray:
         """(batch, window_bars, features) raw indicators -> (batch, 3) float probabilities."""
@@ -102,11 +107,17 @@ class TorchScriptModel:
             return self.module(torch.from_numpy(windows)).numpy()
 
 
-def load_model(directory: Path | str) -> ServableModel:
+def load_model(directory: Path | str, runtime: str = "torchscript") -> ServableModel:
     """Load a model of any family and check its features.json against the features this code sends.
 
     A features.json without "family" was written by an LSTM (before the model zoo) and loads as one.
+    `runtime="onnxruntime"` serves a torch family's model.pt through ONNX Runtime, exported in memory here and
+    checked against TorchScript (`aicash.training.onnx_runtime`); when it cannot, a warning says why and
+    TorchScript serves. LightGBM ignores `runtime` (its `ServableModel.runtime` is "torchscript": the window
+    summary is TorchScript, the booster LightGBM).
     """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}: use one of {list(RUNTIMES)}")
     folder = Path(directory)
     spec = json.loads((folder / FEATURES_FILE).read_text()) if (folder / FEATURES_FILE).is_file() else {}
     family = str(spec.get("family", LEGACY_FAMILY))
@@ -120,7 +131,9 @@ def load_model(directory: Path | str) -> ServableModel:
         )
     if tuple(spec["classes"]) != SIGNALS:
         raise ArtifactError(f"the model's classes {spec['classes']} differ from {list(SIGNALS)}")
+    features, window_bars = tuple(spec["features"]), int(spec["window_bars"])
     predict: Callable[[np.ndarray], np.ndarray]
+    served = "torchscript"
     if family == "lightgbm":
         from aicash.training.gbm import GBMModel  # LightGBM only for the family that needs it
 
@@ -129,4 +142,11 @@ def load_model(directory: Path | str) -> ServableModel:
         module = torch.jit.load(str(folder / MODEL_FILE), map_location="cpu")
         module.eval()
         predict = TorchScriptModel(module)
-    return ServableModel(predict, tuple(spec["features"]), int(spec["window_bars"]), tuple(spec["classes"]), family)
+        if runtime == "onnxruntime":
+            from aicash.training.onnx_runtime import OnnxUnavailable, onnx_model
+
+            try:
+                predict, served = onnx_model(module, features, window_bars, reference=predict), "onnxruntime"
+            except OnnxUnavailable as exc:
+                log.warning("%s serves TorchScript, not ONNX Runtime: %s", folder, exc)
+    return ServableModel(predict, features, window_bars, tuple(spec["classes"]), family, served)
