@@ -41,7 +41,7 @@ PARTS: tuple[tuple[str, str], ...] = (
     ("security middleware", r"bentos/security\.py"),
     ("background threads (registry, process metrics)", r"_reload_loop|process_metrics|registry-reload"),
     ("BentoML API (parse, validate, serialize)", r"_bentoml_impl|bentoml/_internal|_bentoml_sdk"),
-    ("OpenTelemetry", r"opentelemetry"),
+    ("OpenTelemetry", r"opentelemetry|\((trace|asgi|context|attributes)/__init__\.py|contextvars_context\.py"),
     ("HTTP server (uvicorn, httptools)", r"uvicorn|httptools|h11"),
     ("Starlette, anyio", r"starlette|anyio"),
     ("event loop (uvloop: sockets, callbacks)", r"asyncio|uvloop"),
