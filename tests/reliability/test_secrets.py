@@ -9,8 +9,6 @@ import os
 import re
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -25,6 +23,7 @@ from aicash.serving import keys as keys_module
 from aicash.serving.keys import KeyVerifier, create_key, revoke_key
 from aicash.serving.schemas import EXAMPLE_INPUT
 from aicash.settings import Settings
+from tests.support.polling import seconds_until
 from tests.support.service import AWS_SECRET, SMTP_PASSWORD, home_database_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,15 +36,6 @@ def every_value(engine) -> str:  # type: ignore[no-untyped-def]
     meta.reflect(engine)
     with engine.connect() as conn:
         return "\n".join(repr(row) for table in meta.sorted_tables for row in conn.execute(select(table)))
-
-
-def seconds_until(refused: Callable[[], bool], limit: float = 1.0) -> float:
-    """Seconds until `refused()` is true, polled every 10 ms; fails once `limit` has passed."""
-    start = time.monotonic()
-    while not refused():
-        assert time.monotonic() - start < limit, f"still accepted after {limit} s"
-        time.sleep(0.01)
-    return time.monotonic() - start
 
 
 def test_only_a_hash_and_a_short_prefix_are_stored(engine) -> None:  # type: ignore[no-untyped-def]

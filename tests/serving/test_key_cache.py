@@ -8,7 +8,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,17 +19,9 @@ from sqlalchemy import text as sql
 from aicash.db import migrate
 from aicash.db.engine import make_engine
 from aicash.serving.keys import KeysUnavailableError, KeyVerifier, Principal, create_key, hash_key, revoke_key
+from tests.support.polling import seconds_until
 
 KEYS_LOG = "aicash.serving.keys"
-
-
-def seconds_until(done: Callable[[], bool], limit: float = 1.0) -> float:
-    """Seconds until `done()` is true, polled every 10 ms; fails once `limit` has passed."""
-    start = time.monotonic()
-    while not done():
-        assert time.monotonic() - start < limit, f"not done after {limit} s"
-        time.sleep(0.01)
-    return time.monotonic() - start
 
 
 @contextmanager
