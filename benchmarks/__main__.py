@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 # Each module exposes run() -> list of rows; later areas add theirs here.
-MODULES = ("cli", "foundation", "sources", "features", "training", "search", "pipeline", "serving", "monitoring")
+MODULES = ("cli", "foundation", "sources", "features", "training", "search", "pipeline", "serving", "attribution",
+           "monitoring")
 
 
 def main(names: list[str]) -> int:

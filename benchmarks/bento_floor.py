@@ -4,6 +4,10 @@ BentoML itself costs (ASGI middleware: OpenTelemetry, metrics, timeout, context;
 API's worker thread), which no tuning of the service's own code can remove.
 
     bentoml serve benchmarks.bento_floor:FloorService --port 3998
+
+`RuntimeFloorService` is the same floor answering through the service's runtime (metered: POST /meters), without
+the service's security middleware, mounted FastAPI app and metrics: the attribution benchmark's BentoML host
+(`benchmarks.bench_attribution`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import bentoml
 
 from aicash.serving.schemas import Prediction, PredictRequest
 from aicash.settings import load_settings
+from benchmarks.attribution_hosts import answer_with, metered, service_runtime
 from bentos.wiring import service_config
 
 ANSWER = Prediction(
@@ -34,3 +39,26 @@ class FloorService:
         self, symbol: str, indicators: Any, timeframe: str, request_id: str | None, ctx: bentoml.Context
     ) -> Prediction:
         return ANSWER
+
+
+@bentoml.service(**service_config(load_settings()))
+class RuntimeFloorService:
+    def __init__(self) -> None:
+        self.runtime = service_runtime()
+        self.meters = metered(self.runtime)
+        gc.collect()
+        gc.freeze()
+
+    @bentoml.api(route="/predict", input_spec=PredictRequest)
+    def predict(
+        self, symbol: str, indicators: Any, timeframe: str | None, request_id: str | None, ctx: bentoml.Context
+    ) -> Prediction:
+        return answer_with(self.runtime, symbol, indicators, timeframe, request_id)
+
+    @bentoml.api(route="/meters")
+    def meters_now(self) -> dict[str, Any]:
+        return {name: meter.reading() for name, meter in self.meters.items()}
+
+    @bentoml.on_shutdown
+    def close(self) -> None:
+        self.runtime.close()

@@ -42,6 +42,43 @@ def test_rows_arrive_in_batches(engine, tmp_path: Path) -> None:  # type: ignore
     assert plog.close() and plog.written == 120
 
 
+def test_the_writer_wakes_once_wake_rows_are_queued(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Under load the writer writes small batches often (its interval here is a minute)."""
+    plog = PredictionLog(engine, spill_path=tmp_path / "spill.jsonl", batch_size=500, interval_seconds=60,
+                         wake_rows=10)
+    for i in range(9):
+        plog.record(row(i))
+    time.sleep(0.5)
+    assert count(engine) == 0  # below wake_rows: waits for its interval
+    plog.record(row(9))
+    deadline = time.monotonic() + 5
+    while count(engine) < 10 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert count(engine) == 10
+    assert plog.close() and plog.written == 10
+
+
+def test_while_the_database_is_down_rows_do_not_wake_the_writer(stoppable_postgres, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Retries follow the writer's backoff (0.2 s doubling here), not every request past wake_rows."""
+    engine = make_engine(stoppable_postgres.url)
+    migrate.upgrade(engine)
+    plog = PredictionLog(engine, spill_path=tmp_path / "spill.jsonl", interval_seconds=0.2, wake_rows=5)
+    rows = [row(i) for i in range(205)]
+    for r in rows[:5]:
+        plog.record(r)
+    assert plog.flush(5) and count(engine) == 5
+    stoppable_postgres.stop()
+    for r in rows[5:]:
+        plog.record(r)
+        time.sleep(0.006)  # 200 requests over about 1.2 s
+    assert not plog.healthy
+    assert 1 <= plog.failures <= 6  # 0.2 + 0.4 + 0.8 s: a handful of attempts, not one per request
+    stoppable_postgres.start()
+    assert plog.close(timeout=20)
+    assert count(engine) == 205
+    engine.dispose()
+
+
 def test_database_down_then_back_loses_nothing_and_duplicates_nothing(stoppable_postgres, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     engine = make_engine(stoppable_postgres.url)
     migrate.upgrade(engine)

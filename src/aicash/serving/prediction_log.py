@@ -1,6 +1,8 @@
 """The prediction log: every answered prediction reaches the `predictions` table, off the request path.
 
-`record()` only appends to an in-memory queue. A background thread writes batches in one transaction each;
+`record()` only appends to an in-memory queue. A background thread writes batches in one transaction each, woken
+every `interval_seconds` or as soon as `wake_rows` rows are queued: under load it writes small batches often, so
+that its work (which holds the GIL while it prepares a batch) never stalls the requests for long;
 `INSERT ... ON CONFLICT (request_id) DO NOTHING` makes a retried batch idempotent. While the database is
 down the rows stay queued (and spill to a JSON-lines file beyond `max_memory_rows`), and are written once it
 is back. `close()` flushes what is left before the process exits.
@@ -83,6 +85,7 @@ class PredictionLog:
         spill_path: Path,
         batch_size: int = 500,
         interval_seconds: float = 0.5,
+        wake_rows: int = 50,
         max_memory_rows: int = 100_000,
         dead_letter_path: Path | None = None,
     ) -> None:
@@ -92,6 +95,7 @@ class PredictionLog:
         self.dead_letter_path = dead_letter_path or spill_path.with_name(DEAD_LETTER_FILE)
         self.batch_size = batch_size
         self.interval = interval_seconds
+        self.wake_rows = max(1, min(wake_rows, batch_size))
         self.max_memory_rows = max_memory_rows
         self._queue: deque[dict[str, Any]] = deque()
         self._chunk: deque[tuple[dict[str, Any] | None, int, bytes]] = deque()  # (row, end offset, line if unreadable)
@@ -126,8 +130,8 @@ class PredictionLog:
             self._queue.append(row)
             if len(self._queue) > self.max_memory_rows:
                 self._spill(self.max_memory_rows // 2)
-        if len(self._queue) >= self.batch_size:
-            self._wake.set()
+        if len(self._queue) >= self.wake_rows and self.last_error is None:  # while the database is down, the
+            self._wake.set()  # writer retries on its backoff, not at every request
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Write everything queued now; True when nothing is left."""
