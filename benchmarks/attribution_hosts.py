@@ -59,7 +59,8 @@ def metered(runtime: SignalRuntime) -> dict[str, Meter]:
 
 
 def service_runtime() -> SignalRuntime:
-    """The service's runtime (models, online store, prediction log) as `SignalService` builds it, warmed up."""
+    """The service's runtime (models, online store, prediction log) as `SignalService` builds it and warmed up as
+    it warms it up: the online store opened and read through, each model run (the caller then freezes the GC)."""
     import torch
 
     from aicash.settings import load_settings
@@ -67,6 +68,8 @@ def service_runtime() -> SignalRuntime:
 
     torch.set_num_threads(1)
     runtime = build_runtime(load_settings())
+    if (reachable := getattr(runtime.read_features, "reachable", None)) is not None:
+        reachable()
     runtime.warm_up()
     return runtime
 
