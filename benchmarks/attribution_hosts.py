@@ -64,13 +64,11 @@ def service_runtime() -> SignalRuntime:
     import torch
 
     from aicash.settings import load_settings
-    from bentos.wiring import build_runtime
+    from bentos.wiring import build_runtime, warm_up
 
     torch.set_num_threads(1)
     runtime = build_runtime(load_settings())
-    if (reachable := getattr(runtime.read_features, "reachable", None)) is not None:
-        reachable()
-    runtime.warm_up()
+    warm_up(runtime)
     return runtime
 
 

@@ -44,13 +44,18 @@ STREAMED_BYTES = 4 * 1024 * 1024
 def commands(key: str) -> dict[str, tuple[list[str], list[str]]]:
     """Each server's command (the port is appended) and the headers its requests need."""
     bindir = Path(sys.executable).parent
-    hosts = [sys.executable, "-m", "benchmarks.attribution_hosts", "--mode"]
-    bento = [str(bindir / "bentoml"), "serve", "--host", "127.0.0.1"]
+
+    def bare(mode: str) -> list[str]:
+        return [sys.executable, "-m", "benchmarks.attribution_hosts", "--mode", mode, "--port"]
+
+    def bento(service: str) -> list[str]:
+        return [str(bindir / "bentoml"), "serve", f"benchmarks.bento_floor:{service}", "--host", "127.0.0.1", "--port"]
+
     return {
-        "bare constant": ([*hosts, "constant", "--port"], []),
-        "bare + runtime": ([*hosts, "runtime", "--port"], []),
-        "floor": ([*bento[:2], "benchmarks.bento_floor:FloorService", *bento[2:], "--port"], []),
-        "floor + runtime": ([*bento[:2], "benchmarks.bento_floor:RuntimeFloorService", *bento[2:], "--port"], []),
+        "bare constant": (bare("constant"), []),
+        "bare + runtime": (bare("runtime"), []),
+        "floor": (bento("FloorService"), []),
+        "floor + runtime": (bento("RuntimeFloorService"), []),
         "service": ([str(bindir / "aicash"), "serve", "--port"], [f"X-API-Key: {key}"]),
     }
 
@@ -101,31 +106,27 @@ def attribution_rows(results: dict[str, list[dict[str, Any]]], meters: dict[str,
                      forward: dict[str, float]) -> list[Row]:
     """CPU per request of each part, per concurrency level; the meters' and the forward pass's µs per call."""
     rows: list[Row] = []
-    by_level = zip(*(results[name] for name in ("bare constant", "bare + runtime", "floor", "floor + runtime",
-                                                "service")), strict=True)
-    for bare, bare_runtime, floor, floor_runtime, service in by_level:
-        c = floor["concurrency"]
-        cpu = {name: r["cpu_ms_per_request"] for name, r in (("bare", bare), ("bare_runtime", bare_runtime),
-                                                                ("floor", floor), ("floor_runtime", floor_runtime),
-                                                                ("service", service))}
-        small_host = cpu["bare_runtime"] - cpu["bare"]
-        under_bentoml = cpu["floor_runtime"] - cpu["floor"]
+    names = ("bare constant", "bare + runtime", "floor", "floor + runtime", "service")
+    for level in zip(*(results[name] for name in names), strict=True):
+        by_name = dict(zip(names, level, strict=True))
+        c = by_name["floor"]["concurrency"]
+        cpu = {name: r["cpu_ms_per_request"] for name, r in by_name.items()}
+        p99 = {name: r["p99_ms"] for name, r in by_name.items()}
+        small_host = cpu["bare + runtime"] - cpu["bare constant"]
+        under_bentoml = cpu["floor + runtime"] - cpu["floor"]
         rows += [
-            row(f"server CPU per request, c={c}: bare constant / bare + runtime / floor / floor + runtime / service "
-                f"= {cpu['bare']:.2f} / {cpu['bare_runtime']:.2f} / {cpu['floor']:.2f} / "
-                f"{cpu['floor_runtime']:.2f} / {cpu['service']:.2f}", cpu["service"], "ms"),
+            row(f"server CPU per request, c={c}: {' / '.join(names)} = "
+                f"{' / '.join(f'{cpu[name]:.2f}' for name in names)}", cpu["service"], "ms"),
             row(f"our runtime above its host's constant, bare Starlette host, c={c}", small_host, "ms"),
             row(f"our runtime above its host's constant, under BentoML (floor + runtime - floor), c={c}",
                 under_bentoml, "ms"),
             row(f"what running under BentoML adds to the same runtime, c={c}", under_bentoml - small_host, "ms"),
             row(f"the service above floor + runtime (security middleware, mounted app, metrics), c={c}",
-                cpu["service"] - cpu["floor_runtime"], "ms"),
+                cpu["service"] - cpu["floor + runtime"], "ms"),
             row(f"the service above the floor, c={c}", cpu["service"] - cpu["floor"], "ms"),
+            row(f"p99 c={c}: floor / floor + runtime / service = {p99['floor']:.1f} / "
+                f"{p99['floor + runtime']:.1f} / {p99['service']:.1f} ms", p99["service"] / p99["floor"], "x"),
         ]
-        p99 = {name: r["p99_ms"] for name, r in (("floor", floor), ("floor_runtime", floor_runtime),
-                                                   ("service", service))}
-        rows.append(row(f"p99 c={c}: floor / floor + runtime / service = {p99['floor']:.1f} / "
-                        f"{p99['floor_runtime']:.1f} / {p99['service']:.1f} ms", p99["service"] / p99["floor"], "x"))
     for host in RUNTIME_HOSTS:
         for part, reading in meters[host].items():
             rows.append(row(f"{part}, thread CPU per call, {host} ({reading['calls']:,} calls)",

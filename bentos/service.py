@@ -51,9 +51,11 @@ from bentos.wiring import (
     SERVING_RUNTIME,
     admin_engine,
     build_runtime,
+    features_reachable,
     publish_keys,
     security_options,
     service_config,
+    warm_up,
 )
 
 log = logging.getLogger("aicash.service")
@@ -166,8 +168,7 @@ class SignalService:
         # Warm up (open the online store and read through it, run each model), then move everything alive now out
         # of the collector's way (BentoML under load: GC pauses; objects made after the freeze are walked by every
         # full collection).
-        self._features_reachable()
-        self.runtime.warm_up()
+        warm_up(self.runtime)
         gc.collect()
         gc.freeze()
 
@@ -182,8 +183,7 @@ class SignalService:
         return 0.0 if plog is None else float(plog.pending)
 
     def _features_reachable(self) -> bool:
-        reachable = getattr(self.runtime.read_features, "reachable", None)
-        return True if reachable is None else bool(reachable())
+        return features_reachable(self.runtime)
 
     def __metrics__(self, content: str) -> str:
         """BentoML's /metrics plus the feature ages, computed at scrape time (not a stored gauge: ages grow between

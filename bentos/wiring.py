@@ -152,6 +152,20 @@ class OnlineFeatureReader:
         return snapshot
 
 
+def features_reachable(runtime: SignalRuntime) -> bool:
+    """Whether the runtime's online store has answered since start (opening and probing it if not yet); True for a
+    feature reader that does not say."""
+    reachable = getattr(runtime.read_features, "reachable", None)
+    return True if reachable is None else bool(reachable())
+
+
+def warm_up(runtime: SignalRuntime) -> None:
+    """What a worker does before it freezes its start-up objects out of the GC's way: open the online store and read
+    through it, run each model (`SignalRuntime.warm_up`)."""
+    features_reachable(runtime)
+    runtime.warm_up()
+
+
 def admin_engine(settings: Settings) -> Engine:
     """The admin operations' engine (`bentos.admin.AdminOps`): ADMIN_DATABASE_URL, a login in aicash_training that
     may write models, training runs and their audit entries; the service's own (DATABASE_URL) when it is unset."""

@@ -17,6 +17,7 @@ from aicash.db import migrate
 from aicash.db.engine import make_engine
 from aicash.db.models import Prediction
 from aicash.serving.prediction_log import DEAD_LETTER_FILE, PredictionLog
+from tests.support.polling import seconds_until
 
 
 def row(i: int) -> dict:
@@ -35,9 +36,7 @@ def test_rows_arrive_in_batches(engine, tmp_path: Path) -> None:  # type: ignore
     plog = PredictionLog(engine, spill_path=tmp_path / "spill.jsonl", batch_size=50, interval_seconds=0.05)
     for i in range(120):
         plog.record(row(i))
-    deadline = time.monotonic() + 10
-    while count(engine) < 120 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    seconds_until(lambda: count(engine) >= 120, limit=10)
     assert count(engine) == 120
     assert plog.close() and plog.written == 120
 
@@ -51,9 +50,7 @@ def test_the_writer_wakes_once_wake_rows_are_queued(engine, tmp_path: Path) -> N
     time.sleep(0.5)
     assert count(engine) == 0  # below wake_rows: waits for its interval
     plog.record(row(9))
-    deadline = time.monotonic() + 5
-    while count(engine) < 10 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    seconds_until(lambda: count(engine) >= 10, limit=5)
     assert count(engine) == 10
     assert plog.close() and plog.written == 10
 

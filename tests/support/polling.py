@@ -1,4 +1,5 @@
-"""Waiting in tests for something that happens within a bound (a revocation reaching every replica)."""
+"""Waiting in tests for something that happens within a bound (a revocation reaching every replica, rows reaching
+the database)."""
 
 from __future__ import annotations
 
