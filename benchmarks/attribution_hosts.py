@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 import gc
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
+from aicash.serving.request_ids import new_request_id
 from aicash.serving.runtime import SignalRuntime
 from aicash.serving.schemas import Prediction, PredictRequest
 
@@ -43,8 +43,9 @@ class Meter:
         return metered_call
 
     def reading(self) -> dict[str, float]:
-        """Calls and microseconds of thread CPU per call."""
-        return {"calls": self.calls, "cpu_us_per_call": self.cpu_seconds * 1e6 / self.calls if self.calls else 0.0}
+        """Calls, their thread CPU in all (seconds) and per call (microseconds)."""
+        return {"calls": self.calls, "cpu_seconds": self.cpu_seconds,
+                "cpu_us_per_call": self.cpu_seconds * 1e6 / self.calls if self.calls else 0.0}
 
 
 def metered(runtime: SignalRuntime) -> dict[str, Meter]:
@@ -76,7 +77,7 @@ def answer_with(runtime: SignalRuntime, symbol: str, indicators: Any, timeframe:
                 request_id: str | None) -> Prediction:
     """One prediction through `runtime`, from the fields BentoML passes to the service's API."""
     request = PredictRequest.model_construct(symbol=symbol, indicators=indicators, timeframe=timeframe,
-                                             request_id=request_id or uuid.uuid4().hex)
+                                             request_id=request_id or new_request_id())
     return runtime.predict_many([request])[0]
 
 

@@ -12,10 +12,12 @@ load on core 1; `benchmarks.bench_serving`):
 - `floor + runtime`: the floor answering through the same runtime (`RuntimeFloorService`);
 - `service`: the inference service (security middleware, mounted FastAPI app, metrics on top).
 
-The runtime hosts meter the thread CPU of each `predict_many` call and of each forward pass (POST /meters); the
-forward pass is also timed in this process, warm (called in a loop) and after 4 MB are read between calls (what a
-request's trip through a large framework does to the caches). So the service's CPU above the floor splits into:
-our runtime's cost in a small host, what the same code costs more under BentoML, and the service's own additions.
+The runtime hosts meter the thread CPU of each `predict_many` call and of each forward pass (POST /meters, read
+after each concurrency level, so each level has its own figures and what the runtime costs outside its calls shows
+as the rest of its cost per request); the forward pass is also timed in this process, warm (called in a loop) and
+after 4 MB are read between calls (what a request's trip through a large framework does to the caches). So the
+service's CPU above the floor splits into: our runtime's cost in a small host, what the same code costs more under
+BentoML, and the service's own additions.
 
 Run: `python -m benchmarks attribution` (BENCH_ATTRIBUTION_SECONDS=6 measured seconds per server and level,
 BENCH_ATTRIBUTION_ROUNDS=3).
@@ -96,10 +98,33 @@ def run_hosts(seconds: float, rounds: int) -> tuple[dict[str, list[dict[str, Any
             log = home / f"{name.replace(' ', '')}.log"
             proc = stack.enter_context(running(_pinned([*cmd, str(port)], 0), env, f"{url}/readyz", log))
             servers[name] = (proc, f"{url}/predict", headers)
-        results = interleaved(servers, seconds, rounds, home)
-        meters = {name: httpx.post(f"{urls[name]}/meters", json={}, timeout=10).json() for name in RUNTIME_HOSTS}
+        readings: dict[int, dict[str, Any]] = {}
+
+        def read_meters(concurrency: int) -> None:
+            readings[concurrency] = {name: httpx.post(f"{urls[name]}/meters", json={}, timeout=10).json()
+                                     for name in RUNTIME_HOSTS}
+
+        results = interleaved(servers, seconds, rounds, home, after_level=read_meters)
         forward = forward_pass_cost(artifacts)
-    return results, meters, forward
+    return results, per_level(readings), forward
+
+
+def per_level(readings: dict[int, dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
+    """Each host's meters over each concurrency level alone (the difference of the readings taken after each
+    level, in the order the levels ran): {host: {concurrency: {part: {calls, cpu_us_per_call}}}}."""
+    levels: dict[str, dict[int, dict[str, Any]]] = {}
+    previous: dict[str, Any] = {}
+    for concurrency, hosts in readings.items():
+        for host, parts in hosts.items():
+            before = previous.get(host, {})
+            spent = {}
+            for part, now in parts.items():
+                calls = now["calls"] - before.get(part, {}).get("calls", 0)
+                cpu = now["cpu_seconds"] - before.get(part, {}).get("cpu_seconds", 0.0)
+                spent[part] = {"calls": calls, "cpu_us_per_call": cpu * 1e6 / calls if calls else 0.0}
+            levels.setdefault(host, {})[concurrency] = spent
+        previous = hosts
+    return levels
 
 
 def attribution_rows(results: dict[str, list[dict[str, Any]]], meters: dict[str, Any],
@@ -127,10 +152,13 @@ def attribution_rows(results: dict[str, list[dict[str, Any]]], meters: dict[str,
             row(f"p99 c={c}: floor / floor + runtime / service = {p99['floor']:.1f} / "
                 f"{p99['floor + runtime']:.1f} / {p99['service']:.1f} ms", p99["service"] / p99["floor"], "x"),
         ]
-    for host in RUNTIME_HOSTS:
-        for part, reading in meters[host].items():
-            rows.append(row(f"{part}, thread CPU per call, {host} ({reading['calls']:,} calls)",
-                            reading["cpu_us_per_call"], "µs"))
+        for host in RUNTIME_HOSTS:
+            for part, reading in meters[host][c].items():
+                rows.append(row(f"{part}, thread CPU per call, {host}, c={c} ({reading['calls']:,} calls)",
+                                reading["cpu_us_per_call"], "µs"))
+        inside = meters["bare + runtime"][c]["predict_many"]["cpu_us_per_call"] / 1000.0
+        rows.append(row(f"our runtime in the bare host outside predict_many (log writer, reloads, thread hand-offs, "
+                        f"caches), c={c}", small_host - inside, "ms"))
     for name, us in forward.items():
         rows.append(row(f"forward pass, thread CPU per call, in-process, {name}", us, "µs"))
     return rows

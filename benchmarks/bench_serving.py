@@ -21,6 +21,12 @@ the limiter of BENCH_RATE_LIMIT_BACKEND: `memory` (default), `redis` (a redis-se
 the run, on core 1 with the load generator, as a cluster's Redis runs off the service's core) or `memory,redis`
 (two services side by side in the same interleaved rounds). Beside it, the cost of one `acquire()` of each backend.
 
+BENCH_SERVING_DATABASE chooses where the service's database is: `sqlite` (default: local mode, the home's file),
+`postgresql` (cluster mode, as deployed: the prediction log, API keys, registry and Feast's online store on a
+PostgreSQL server, DATABASE_URL's when it points at one, else an embedded one for the run, pinned to core 1 with the
+load generator as a cluster's database runs off the service's core) or `sqlite,postgresql` (both services side by
+side). For a server on this machine, its CPU per request is printed beside the service's own.
+
 Run: `python -m benchmarks serving` (BENCH_SERVING_SECONDS=10 measured seconds per server and level, split over
 the rounds; 3 s of warm-up before a server's first round at a level, 1 s before each later one).
 """
@@ -36,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -45,7 +51,7 @@ import httpx
 import numpy as np
 import psutil
 
-from benchmarks.common import Row, row
+from benchmarks.common import Row, postgres_server, row, scratch_database
 from loadtest.run import stop_group
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,6 +62,7 @@ THROUGHPUT_TARGET = 0.80  # service / floor
 P99_TARGET = 1.5  # service p99 / floor p99
 CPU_ABOVE_FLOOR_TARGET_MS = 0.25
 RATE_LIMIT_BACKENDS = ("memory", "redis")
+DATABASES = ("sqlite", "postgresql")
 ACQUIRE_CALLS = 20_000
 BODY = ('{"symbol": "EURUSD", "indicators": {"rsi_value": %RSI%, "adx_value": %ADX%, "ema_12": 1.085, '
         '"ema_26": 1.0832, "macd_histogram": 0.0004}}')
@@ -74,8 +81,9 @@ def _pinned(cmd: list[str], core: int) -> list[str]:
     return cmd
 
 
-def prepare_home(home: Path) -> tuple[str, Path, str]:
-    """Candles, features and one registered model at 100 % under `home`; returns (version, artifacts, api key)."""
+def prepare_home(home: Path, database_url: str | None = None) -> tuple[str, Path, str]:
+    """Candles, features and one registered model at 100 % under `home`, in the home's SQLite or on `database_url`
+    (cluster mode: Feast's registry and online store there too); returns (version, artifacts, api key)."""
     from aicash.db import migrate
     from aicash.db.engine import engine_for
     from aicash.indicators import with_indicators
@@ -89,7 +97,7 @@ def prepare_home(home: Path) -> tuple[str, Path, str]:
     from aicash.training.experiment import train_and_evaluate
     from features.store import apply, materialize
 
-    settings = load_settings(aicash_home=home, database_url=f"sqlite:///{home / 'aicash.db'}")
+    settings = load_settings(aicash_home=home, database_url=database_url or f"sqlite:///{home / 'aicash.db'}")
     engine = engine_for(settings)
     try:
         migrate.upgrade(engine)
@@ -127,6 +135,50 @@ def rate_limit_backends() -> list[str]:
     if not chosen or not set(chosen) <= set(RATE_LIMIT_BACKENDS):
         raise SystemExit(f"BENCH_RATE_LIMIT_BACKEND: {', '.join(RATE_LIMIT_BACKENDS)} or both, comma-separated")
     return chosen
+
+
+def database_backends() -> list[str]:
+    """The databases of BENCH_SERVING_DATABASE (comma-separated), each served by a service of its own."""
+    chosen = [b.strip() for b in os.environ.get("BENCH_SERVING_DATABASE", "sqlite").split(",") if b.strip()]
+    if not chosen or not set(chosen) <= set(DATABASES):
+        raise SystemExit(f"BENCH_SERVING_DATABASE: {', '.join(DATABASES)} or both, comma-separated")
+    return chosen
+
+
+def database_server(url: str) -> psutil.Process | None:
+    """The PostgreSQL server behind `url` (its postmaster, whose children are the sessions), when it runs on this
+    machine; None for a remote one."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    if make_url(url).host not in {None, "", "localhost", "127.0.0.1", "::1"}:
+        return None
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            backend = int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        try:
+            server = psutil.Process(backend).parent()
+        except psutil.NoSuchProcess:  # a server in another container or namespace
+            return None
+        return server if server is not None and "postgres" in server.name() else None
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def cluster_database() -> Iterator[tuple[str, psutil.Process | None]]:
+    """A new, migrated database on the PostgreSQL server (DATABASE_URL's, or an embedded one pinned to core 1) and
+    that server's process when it is local; the database is dropped afterwards."""
+    with postgres_server() as server_url, scratch_database(server_url) as engine:
+        url = engine.url.render_as_string(hide_password=False)
+        engine.dispose()
+        server = database_server(url)
+        if server is not None and not os.environ.get("DATABASE_URL", "").startswith("postgres") \
+                and len(os.sched_getaffinity(0)) > 1:
+            for proc in [server, *server.children(recursive=True)]:  # the sessions forked later inherit it
+                proc.cpu_affinity([1])
+        yield url, server
 
 
 @contextmanager
@@ -217,28 +269,34 @@ def running(cmd: list[str], env: dict[str, str], url: str, log: Path, timeout: f
 
 
 def _tree_cpu_seconds(root: psutil.Process) -> float:
+    """CPU seconds of `root` and its descendants, those that have exited and been waited for included (a
+    database server's autovacuum workers, a session closed)."""
     total = 0.0
     for proc in [root, *root.children(recursive=True)]:
         try:
             times = proc.cpu_times()
         except psutil.Error:
             continue
-        total += times.user + times.system
+        total += times.user + times.system + times.children_user + times.children_system
     return total
 
 
 def load_run(server: psutil.Process, url: str, headers: list[str], concurrency: int, seconds: float,
-             warmup: float, latencies: Path) -> dict[str, Any]:
-    """One load generator run against `url`: its figures, the server's CPU time and the raw latencies' file."""
+             warmup: float, latencies: Path, database: psutil.Process | None = None) -> dict[str, Any]:
+    """One load generator run against `url`: its figures, the server's CPU time (and its database server's, when
+    given) and the raw latencies' file."""
     cmd = [sys.executable, "-m", "benchmarks.loadgen", "--url", url, "--concurrency", str(concurrency),
            "--duration", str(seconds), "--warmup", str(warmup), "--body", BODY, "--latencies", str(latencies)]
     for header in headers:
         cmd += ["--header", header]
     cpu_before = _tree_cpu_seconds(server)
+    database_before = _tree_cpu_seconds(database) if database is not None else 0.0
     out = subprocess.run(_pinned(cmd, 1), cwd=REPO, capture_output=True, text=True,  # noqa: S603
                          timeout=warmup + seconds + 60, check=True)
     result = json.loads(out.stdout)
     result["cpu_seconds"] = _tree_cpu_seconds(server) - cpu_before
+    if database is not None:
+        result["database_cpu_seconds"] = _tree_cpu_seconds(database) - database_before
     return result
 
 
@@ -248,20 +306,25 @@ def combined(rounds: list[dict[str, Any]], latency_files: list[Path]) -> dict[st
     ms = np.concatenate([np.load(f) for f in latency_files])
     p50, p99 = (float(v) for v in np.percentile(ms, [50, 99])) if ms.size else (float("nan"), float("nan"))
     ok = sum(r["statuses"].get("200", 0) for r in rounds)
-    return {
+    requests = max(sum(r["total_requests"] for r in rounds), 1)
+    database = ({"database_cpu_ms_per_request": sum(r["database_cpu_seconds"] for r in rounds) * 1000.0 / requests}
+                if all("database_cpu_seconds" in r for r in rounds) else {})
+    return database | {
         "concurrency": rounds[0]["concurrency"], "errors": sum(r["errors"] for r in rounds),
         "rps": ok / sum(r["seconds"] for r in rounds), "p50_ms": p50, "p99_ms": p99,
-        "cpu_ms_per_request": sum(r["cpu_seconds"] for r in rounds) * 1000.0
-        / max(sum(r["total_requests"] for r in rounds), 1),
+        "cpu_ms_per_request": sum(r["cpu_seconds"] for r in rounds) * 1000.0 / requests,
         "round_rps": [r["rps"] for r in rounds],
     }
 
 
 def interleaved(servers: dict[str, tuple[psutil.Process, str, list[str]]], seconds: float, rounds: int,
-                scratch: Path) -> dict[str, list[dict[str, Any]]]:
+                scratch: Path, databases: dict[str, psutil.Process] | None = None,
+                after_level: Callable[[int], None] | None = None) -> dict[str, list[dict[str, Any]]]:
     """At each concurrency, `rounds` rounds in which every server gets `seconds / rounds` of load in turn (the
     order rotating), so that a change in the machine's speed during the run (shared hosts drift by tens of
-    per cent within minutes) weighs on every server alike instead of on whichever ran last."""
+    per cent within minutes) weighs on every server alike instead of on whichever ran last. `databases` names the
+    database server of those that have one of their own on this machine, whose CPU is counted beside theirs;
+    `after_level(concurrency)` is called once each level's rounds are done."""
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
     names = list(servers)
     for concurrency in LEVELS:
@@ -271,15 +334,27 @@ def interleaved(servers: dict[str, tuple[psutil.Process, str, list[str]]], secon
                 proc, url, headers = servers[name]
                 file = scratch / f"{name}-c{concurrency}-r{r}.npy"
                 warmup = WARMUP_S if r == 0 else ROUND_WARMUP_S
-                done[name].append((load_run(proc, url, headers, concurrency, seconds / rounds, warmup, file), file))
+                database = (databases or {}).get(name)
+                done[name].append(
+                    (load_run(proc, url, headers, concurrency, seconds / rounds, warmup, file, database), file))
         for name in names:
             results[name].append(combined([d for d, _ in done[name]], [f for _, f in done[name]]))
+        if after_level is not None:
+            after_level(concurrency)
     return results
 
 
-def run_servers(seconds: float, rounds: int, backends: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """Starts the bare endpoint, BentoML's floor (constant answer) and the service, one per rate-limit backend,
-    side by side (each pinned to core 0, idle while another is measured) and measures them in interleaved rounds."""
+def service_name(database: str, backend: str) -> str:
+    """`service`, `service-redis`, `service-postgres`, `service-postgres-redis`."""
+    return "-".join(["service", *(["postgres"] if database == "postgresql" else []),
+                     *(["redis"] if backend == "redis" else [])])
+
+
+def run_servers(seconds: float, rounds: int, backends: list[str], databases: list[str] | None = None,
+                ) -> dict[str, list[dict[str, Any]]]:
+    """Starts the bare endpoint, BentoML's floor (constant answer) and the service, one per database and rate-limit
+    backend, side by side (each pinned to core 0, idle while another is measured) and measures them in interleaved
+    rounds."""
     with tempfile.TemporaryDirectory(prefix="aicash-bench-serving-") as folder, ExitStack() as stack:
         home = Path(folder)
         _, artifacts, key = prepare_home(home)
@@ -291,13 +366,24 @@ def run_servers(seconds: float, rounds: int, backends: list[str]) -> dict[str, l
             "floor": ([str(bindir / "bentoml"), "serve", "benchmarks.bento_floor:FloorService", "--host",
                        "127.0.0.1", "--port"], [], env),
         }
-        if "memory" in backends:
-            commands["service"] = (service, [f"X-API-Key: {key}"], env | {"RATE_LIMIT_BACKEND": "memory"})
+        limits = {"memory": {"RATE_LIMIT_BACKEND": "memory"}}
         if "redis" in backends:
             (home / "redis").mkdir()
-            url = stack.enter_context(redis_server(home / "redis"))
-            redis_env = env | {"RATE_LIMIT_BACKEND": "redis", "REDIS_URL": url}
-            commands["service-redis"] = (service, [f"X-API-Key: {key}"], redis_env)
+            limits["redis"] = {"RATE_LIMIT_BACKEND": "redis",
+                               "REDIS_URL": stack.enter_context(redis_server(home / "redis"))}
+        homes = {"sqlite": (key, env)} if "sqlite" in (databases or ["sqlite"]) else {}
+        database_servers: dict[str, psutil.Process] = {}
+        if "postgresql" in (databases or []):
+            database_url, database_server_process = stack.enter_context(cluster_database())
+            (home / "cluster").mkdir()
+            _, _, cluster_key = prepare_home(home / "cluster", database_url)
+            homes["postgresql"] = (cluster_key, service_env(home / "cluster") | {"DATABASE_URL": database_url})
+        for database, (api_key, home_env) in homes.items():
+            for backend in backends:
+                name = service_name(database, backend)
+                commands[name] = (service, [f"X-API-Key: {api_key}"], home_env | limits[backend])
+                if database == "postgresql" and database_server_process is not None:
+                    database_servers[name] = database_server_process
         servers = {}
         for name, (cmd, headers, server_env) in commands.items():
             port = _free_port()
@@ -305,7 +391,7 @@ def run_servers(seconds: float, rounds: int, backends: list[str]) -> dict[str, l
             proc = stack.enter_context(
                 running(_pinned([*cmd, str(port)], 0), server_env, f"{url}/readyz", home / f"{name}.log"))
             servers[name] = (proc, f"{url}/predict", headers)
-        return interleaved(servers, seconds, rounds, home)
+        return interleaved(servers, seconds, rounds, home, database_servers)
 
 
 def ratio_rows(label: str, top: dict[str, Any], bottom: dict[str, Any], target: float | None = None) -> list[Row]:
@@ -323,8 +409,11 @@ def rows_of(results: dict[str, list[dict[str, Any]]], load: tuple[float, float],
     rows: list[Row] = [row("machine load average (1 min) at the start of the run", load[0], "runnable"),
                        row("machine load average (1 min) at the end of the run", load[1], "runnable"),
                        row("interleaved rounds per concurrency level", rounds, "rounds")]
-    labels = {"bare": "bare Starlette", "floor": "BentoML floor (constant answer)", "service": "BentoML service",
-              "service-redis": "BentoML service, redis rate limits"}
+    prefixes = {"service": "service", "service-redis": "service (redis rate limits)",
+                "service-postgres": "service (cluster mode, PostgreSQL)",
+                "service-postgres-redis": "service (cluster mode, PostgreSQL, redis rate limits)"}
+    labels = {"bare": "bare Starlette", "floor": "BentoML floor (constant answer)",
+              **{name: f"BentoML {prefix}" for name, prefix in prefixes.items()}}
     for name, label in labels.items():
         for r in results.get(name, []):
             c = r["concurrency"]
@@ -333,9 +422,12 @@ def rows_of(results: dict[str, list[dict[str, Any]]], load: tuple[float, float],
                      row(f"{label} c={c}: p50 (raw)", r["p50_ms"], "ms"),
                      row(f"{label} c={c}: p99 (raw)", r["p99_ms"], "ms"),
                      row(f"{label} c={c}: server CPU per request", r["cpu_ms_per_request"], "ms")]
+            if "database_cpu_ms_per_request" in r:
+                rows.append(row(f"{label} c={c}: database server CPU per request", r["database_cpu_ms_per_request"],
+                                "ms"))
     for b, f in zip(results["bare"], results["floor"], strict=True):
         rows += ratio_rows("BentoML floor / bare", f, b)
-    for name, prefix in (("service", "service"), ("service-redis", "service (redis rate limits)")):
+    for name, prefix in prefixes.items():
         for b, f, s in zip(results["bare"], results["floor"], results.get(name, []), strict=False):
             c = b["concurrency"]
             p99_ratio = s["p99_ms"] / f["p99_ms"]
@@ -353,9 +445,9 @@ def rows_of(results: dict[str, list[dict[str, Any]]], load: tuple[float, float],
 def run() -> list[Row]:
     seconds = float(os.environ.get("BENCH_SERVING_SECONDS", "10"))
     rounds = int(os.environ.get("BENCH_SERVING_ROUNDS", "5"))
-    backends = rate_limit_backends()
+    backends, databases = rate_limit_backends(), database_backends()
     start_load = os.getloadavg()[0]
-    results = run_servers(seconds, rounds, backends)
+    results = run_servers(seconds, rounds, backends, databases)
     return rows_of(results, (start_load, os.getloadavg()[0]), rounds) + acquire_cost()
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import logging
 import time
-import uuid
 from typing import Any
 
 import bentoml
@@ -31,6 +30,7 @@ from aicash.registry import list_models
 from aicash.registry.summary import trained_timeframe, version_summary
 from aicash.serving.freshness import FeatureAges, StaleFeaturesError
 from aicash.serving.outages import is_outage
+from aicash.serving.request_ids import new_request_id
 from aicash.serving.runtime import FeaturesUnavailableError, LoadedModel, NoModelLoadedError, NotFoundError, describe
 from aicash.serving.schemas import (
     EXAMPLE_INPUT,
@@ -213,7 +213,7 @@ class SignalService:
                 return _error(ctx, 400, f"X-Request-Id: {problem}")  # the body's request_id rule
             request = PredictRequest.model_construct(
                 symbol=symbol, indicators=indicators, timeframe=timeframe,
-                request_id=request_id or header or uuid.uuid4().hex,
+                request_id=request_id or header or new_request_id(),
             )
             return self._predict([request], ctx)
 

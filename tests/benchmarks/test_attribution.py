@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.attribution_hosts import Meter
-from benchmarks.bench_attribution import attribution_rows
+from benchmarks.bench_attribution import attribution_rows, per_level
 from tests.support.service import Running, Template, copy_home, start_service, stop_service
 
 BENTOML = str(Path(sys.executable).parent / "bentoml")
@@ -31,7 +31,7 @@ def _burn(seconds: float) -> str:
 def test_the_meter_counts_calls_and_their_thread_cpu() -> None:
     meter = Meter()
     burn = meter.wrap(_burn)
-    assert meter.reading() == {"calls": 0, "cpu_us_per_call": 0.0}
+    assert meter.reading() == {"calls": 0, "cpu_seconds": 0.0, "cpu_us_per_call": 0.0}
     assert burn(0.004) == "done" and burn(0.002) == "done"
     reading = meter.reading()
     assert reading["calls"] == 2
@@ -48,8 +48,16 @@ def test_the_rows_split_the_service_above_the_floor_into_its_parts() -> None:
     results = {"bare constant": [_result(8, 0.10)], "bare + runtime": [_result(8, 0.45)],
                "floor": [_result(8, 0.80, 9.0)], "floor + runtime": [_result(8, 1.40, 27.0)],
                "service": [_result(8, 1.45, 27.9)]}
-    meters = {"bare + runtime": {"predict_many": {"calls": 10, "cpu_us_per_call": 280.0}},
-              "floor + runtime": {"predict_many": {"calls": 5, "cpu_us_per_call": 470.0}}}
+    readings = {  # cumulative, read after each level
+        1: {"bare + runtime": {"predict_many": {"calls": 4, "cpu_seconds": 0.002}},
+            "floor + runtime": {"predict_many": {"calls": 2, "cpu_seconds": 0.001}}},
+        8: {"bare + runtime": {"predict_many": {"calls": 14, "cpu_seconds": 0.0048}},
+            "floor + runtime": {"predict_many": {"calls": 7, "cpu_seconds": 0.00335}}},
+    }
+    meters = per_level(readings)
+    assert meters["bare + runtime"][1]["predict_many"] == {"calls": 4, "cpu_us_per_call": pytest.approx(500.0)}
+    assert meters["floor + runtime"][8]["predict_many"] == {"calls": 5, "cpu_us_per_call": pytest.approx(470.0)}
+    meters = {host: {8: levels[8]} for host, levels in meters.items()}
     rows = {r["benchmark"]: r["figure"] for r in attribution_rows(results, meters, {"warm": 65.0})}
     assert rows["our runtime above its host's constant, bare Starlette host, c=8"] == pytest.approx(0.35)
     assert rows["our runtime above its host's constant, under BentoML (floor + runtime - floor), c=8"] == \
@@ -59,7 +67,10 @@ def test_the_rows_split_the_service_above_the_floor_into_its_parts() -> None:
         pytest.approx(0.05)
     assert rows["the service above the floor, c=8"] == pytest.approx(0.65)
     assert rows["p99 c=8: floor / floor + runtime / service = 9.0 / 27.0 / 27.9 ms"] == pytest.approx(3.1)
-    assert rows["predict_many, thread CPU per call, floor + runtime (5 calls)"] == 470.0
+    assert rows["predict_many, thread CPU per call, floor + runtime, c=8 (5 calls)"] == pytest.approx(470.0)
+    assert rows["predict_many, thread CPU per call, bare + runtime, c=8 (10 calls)"] == pytest.approx(280.0)
+    outside = "our runtime in the bare host outside predict_many (log writer, reloads, thread hand-offs, caches), c=8"
+    assert rows[outside] == pytest.approx(0.35 - 0.28)
     assert rows["forward pass, thread CPU per call, in-process, warm"] == 65.0
 
 

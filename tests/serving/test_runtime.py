@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import select
 
+from aicash.db.models import Prediction
 from aicash.indicators import with_indicators
 from aicash.market.samples import load_sample
 from aicash.model_input import MODEL_FEATURES, WINDOW_BARS
@@ -120,6 +123,23 @@ def test_predictions_are_logged(snapshot, engine, tmp_path) -> None:  # type: ig
     with engine.connect() as conn:
         rows = pd.read_sql("SELECT request_id, model_version, features FROM predictions ORDER BY request_id", conn)
     assert rows.request_id.tolist() == ["a", "b"] and set(rows.model_version) == {"v1"}
+
+
+def test_answers_without_an_id_get_time_ordered_ids_that_reach_the_log(snapshot, engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from aicash.serving.prediction_log import PredictionLog
+
+    runtime, _ = make_runtime(snapshot, [LoadedModel("v1", "production", 100.0, SoftmaxOnLastBar(0))])
+    runtime.prediction_log = PredictionLog(engine, spill_path=tmp_path / "spill.jsonl", interval_seconds=0.05)
+    answers = [runtime.predict(PredictRequest(symbol="EURUSD", indicators={"rsi_value": 30 + i})) for i in range(20)]
+    given = runtime.predict(PredictRequest(symbol="EURUSD", request_id="client-id", indicators={"rsi_value": 1}))
+    runtime.close()
+
+    made = [a.request_id for a in answers]
+    assert made == sorted(made) and {uuid.UUID(i).version for i in made} == {7}
+    assert given.request_id == "client-id"  # a caller's own id is kept as it is
+    with engine.connect() as conn:
+        logged = conn.execute(select(Prediction.request_id).order_by(Prediction.id)).scalars().all()
+    assert logged == [*made, "client-id"]
 
 
 # -- broad handlers must not hide bugs (issue "Hardening", fault 4) -------------------------------------------

@@ -3,13 +3,16 @@ that it cannot be reached (a state to report, not a crash)."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -19,10 +22,23 @@ from aicash.db import migrate
 from aicash.settings import Settings
 
 
+def json_text(value: Any) -> str:
+    """The text of a JSON column's value, written by orjson: a prediction log row's three documents cost about 1 µs
+    instead of 16 µs with the standard library. NaN and infinities become null (JSON has neither: PostgreSQL's
+    JSONB refuses them, SQLite's JSON functions reject a document holding them); numpy numbers are numbers. A value
+    orjson refuses (an integer beyond 64 bits, a type it does not know) is left to the standard library, which
+    writes it as before or raises as before."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value)
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL and foreign keys, PostgreSQL a pre-pinged pool."""
+    """An engine for `url` whose JSON columns are written by `json_text`; SQLite gets WAL and foreign keys,
+    PostgreSQL a pre-pinged pool."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=json_text)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
@@ -33,7 +49,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, json_serializer=json_text)
 
 
 _ENGINES: dict[str, Engine] = {}

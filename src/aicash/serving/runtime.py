@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from aicash.serving.cache import TTLCache
 from aicash.serving.freshness import FeatureAgePolicy, FeatureAges, StaleFeaturesError
 from aicash.serving.outages import is_outage
 from aicash.serving.prediction_log import PredictionLog
+from aicash.serving.request_ids import new_request_id
 from aicash.serving.routing import route
 from aicash.serving.schemas import Prediction, PredictRequest
 from aicash.signals.rule import SIGNALS, composite_scores
@@ -182,7 +182,7 @@ class SignalRuntime:
         answers: list[Prediction | None] = [None] * len(requests)
         pending: dict[str, list[_Pending]] = {}
         for i, req in enumerate(requests):
-            request_id = req.request_id or uuid.uuid4().hex
+            request_id = req.request_id or new_request_id()
             version = split[0][0] if len(split) == 1 else route(request_id, split)
             timeframe: str = req.timeframe or models[version].timeframe or DEFAULT_TIMEFRAME
             # the given indicators (the request was validated: the fields are floats or None)
