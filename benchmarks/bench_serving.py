@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +177,8 @@ def cluster_database() -> Iterator[tuple[str, psutil.Process | None]]:
         if server is not None and not os.environ.get("DATABASE_URL", "").startswith("postgres") \
                 and len(os.sched_getaffinity(0)) > 1:
             for proc in [server, *server.children(recursive=True)]:  # the sessions forked later inherit it
-                proc.cpu_affinity([1])
+                with suppress(psutil.NoSuchProcess):  # a session that has just ended
+                    proc.cpu_affinity([1])
         yield url, server
 
 

@@ -8,6 +8,10 @@ sample into one part of a request (the first part whose frame is on the stack, i
 prints the parts' shares and the functions with the most samples of their own.
 
     python -m benchmarks.profile_serving --concurrency 8 --seconds 20 --out profile/ [--server floor]
+        [--database postgresql]
+
+`--database postgresql` profiles the service in cluster mode, its home prepared on a PostgreSQL server as the
+serving benchmark's `BENCH_SERVING_DATABASE=postgresql` prepares it.
 """
 
 from __future__ import annotations
@@ -21,11 +25,20 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable
+from contextlib import ExitStack
 from pathlib import Path
 
 import psutil
 
-from benchmarks.bench_serving import _free_port, _pinned, load_run, prepare_home, running, service_env
+from benchmarks.bench_serving import (
+    _free_port,
+    _pinned,
+    cluster_database,
+    load_run,
+    prepare_home,
+    running,
+    service_env,
+)
 
 # (part, frame pattern): a sample belongs to the first part one of whose patterns matches a frame on its stack.
 PARTS: tuple[tuple[str, str], ...] = (
@@ -102,12 +115,18 @@ def worker_of(root: psutil.Process) -> psutil.Process:
 
 
 def profile(concurrency: int, seconds: float, rate: int, out: Path, server_name: str = "service",
-            gil: bool = False, native: bool = False) -> str:
+            gil: bool = False, native: bool = False, database: str = "sqlite") -> str:
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="aicash-profile-") as folder:
+    with tempfile.TemporaryDirectory(prefix="aicash-profile-") as folder, ExitStack() as stack:
         home = Path(folder)
-        _, _, key = prepare_home(home)
+        env = service_env(home) | {"RATE_LIMIT_BACKEND": "memory"}
+        if database == "postgresql":
+            database_url, _ = stack.enter_context(cluster_database())
+            env["DATABASE_URL"] = database_url
+            _, _, key = prepare_home(home, database_url)
+        else:
+            _, _, key = prepare_home(home)
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
         bindir = Path(sys.executable).parent
@@ -116,11 +135,11 @@ def profile(concurrency: int, seconds: float, rate: int, out: Path, server_name:
             headers = []
         else:
             cmd, headers = [str(bindir / "aicash"), "serve"], [f"X-API-Key: {key}"]
-        with running(_pinned([*cmd, "--port", str(port)], 0), service_env(home) | {"RATE_LIMIT_BACKEND": "memory"},
-                     f"{url}/readyz", home / "service.log") as server:
+        with running(_pinned([*cmd, "--port", str(port)], 0), env, f"{url}/readyz", home / "service.log") as server:
             load_run(server, f"{url}/predict", headers, concurrency, 3.0, 1.0, home / "warm.npy")
             worker = worker_of(server)
-            raw = out / f"{server_name}-c{concurrency}.txt"
+            label = server_name if database == "sqlite" else f"{server_name}-{database}"
+            raw = out / f"{label}-c{concurrency}.txt"
             spy = subprocess.Popen(_pinned([pyspy, "record", "--pid", str(worker.pid), "--rate", str(rate),  # noqa: S603
                                             "--duration", str(int(seconds)), "--threads",
                                             *(["--gil"] if gil else []),
@@ -133,10 +152,10 @@ def profile(concurrency: int, seconds: float, rate: int, out: Path, server_name:
             if spy.returncode != 0:
                 raise RuntimeError(f"py-spy failed: {err.decode()[-2000:]}")
     cpu = figures["cpu_seconds"] * 1000 / max(figures["total_requests"], 1)
-    head = (f"{server_name} c={concurrency}: {figures['rps']:.0f} req/s, {cpu:.2f} ms of server CPU per request "
+    head = (f"{label} c={concurrency}: {figures['rps']:.0f} req/s, {cpu:.2f} ms of server CPU per request "
             f"(under py-spy at {rate} samples/s), p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms")
     text = head + "\n\n" + summary(parse_raw(raw.read_text().splitlines()))
-    (out / f"{server_name}-c{concurrency}.md").write_text(text + "\n")
+    (out / f"{label}-c{concurrency}.md").write_text(text + "\n")
     return text
 
 
@@ -151,9 +170,12 @@ def main() -> None:
                         help="only the thread holding the GIL (leaves out threads waiting for it)")
     parser.add_argument("--native", action="store_true",
                         help="C frames too (py-spy then pauses the worker for every sample: use a low --rate)")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="the service's database: the home's SQLite (local mode) or PostgreSQL (cluster mode)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/profile"))
     args = parser.parse_args()
-    print(profile(args.concurrency, args.seconds, args.rate, args.out, args.server, args.gil, args.native))
+    print(profile(args.concurrency, args.seconds, args.rate, args.out, args.server, args.gil, args.native,
+                  args.database))
 
 
 if __name__ == "__main__":

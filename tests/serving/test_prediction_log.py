@@ -41,6 +41,44 @@ def test_rows_arrive_in_batches(engine, tmp_path: Path) -> None:  # type: ignore
     assert plog.close() and plog.written == 120
 
 
+def test_a_batch_is_one_statement_and_every_value_arrives_as_given(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A batch goes in one INSERT (on PostgreSQL one statement over a JSON document of the rows, whatever the batch
+    size); times keep their microseconds and zone, numbers and nested documents their values."""
+    from sqlalchemy import event
+
+    statements: list[tuple[str, bool]] = []
+
+    def seen(_conn, _cursor, statement, _parameters, _context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("INSERT"):
+            statements.append((statement, executemany))
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        plog = PredictionLog(engine, spill_path=tmp_path / "spill.jsonl", interval_seconds=60)
+        created = datetime(2026, 3, 29, 1, 59, 59, 123456, tzinfo=UTC)  # the night a European clock moves
+        rows = [row(i) | {"created_at": created + timedelta(microseconds=i), "latency_ms": 0.1 * i,
+                          "features": {"rsi_value": 50.0 + i, "note": "é ✓ \"quoted\" \\"},
+                          "output": {"probabilities": {"BUY": 0.25, "SELL": 0.5, "HOLD": 0.25}, "cached": i % 2 == 0}}
+                for i in range(120)]
+        for r in rows:
+            plog.record(r)
+        assert plog.flush()
+        plog.close()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    if engine.dialect.name == "postgresql":
+        assert [many for _, many in statements] == [False]  # one statement, not one per row
+    else:
+        assert len(statements) == 1
+    with engine.connect() as conn:
+        logged = {r.request_id: r for r in conn.execute(select(Prediction.__table__))}
+    for r in rows:
+        got = logged[r["request_id"]]
+        at = got.created_at if got.created_at.tzinfo else got.created_at.replace(tzinfo=UTC)  # SQLite keeps no zone
+        assert at == r["created_at"] and got.latency_ms == r["latency_ms"]
+        assert (got.request, got.features, got.output) == (r["request"], r["features"], r["output"])
+
+
 def test_the_writer_wakes_once_wake_rows_are_queued(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Under load the writer writes small batches often (its interval here is a minute)."""
     plog = PredictionLog(engine, spill_path=tmp_path / "spill.jsonl", batch_size=500, interval_seconds=60,

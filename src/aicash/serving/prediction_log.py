@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import Engine, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
+from aicash.db.engine import json_text
 from aicash.db.models import Prediction
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,17 @@ DEAD_LETTERS = Counter(
 )
 DEAD_LETTER_FILE = "prediction-log-dead-letters.jsonl"
 _TABLE = Prediction.__table__
+# PostgreSQL: a whole batch as one statement over one JSON document of its rows. The same text whatever the batch
+# size, so it is prepared once per connection. psycopg's executemany sends a statement per row: measured, 36 µs of
+# the writer's CPU per row (mostly psycopg's own Python), against a few µs this way.
+_PG_INSERT = text(
+    "INSERT INTO predictions (request_id, symbol, request, features, output, model_version, latency_ms, created_at) "
+    "SELECT request_id, symbol, request, features, output, model_version, latency_ms, created_at "
+    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(request_id text, symbol text, request jsonb, features jsonb, "
+    "output jsonb, model_version text, latency_ms float8, created_at timestamptz) "
+    "ON CONFLICT (request_id) DO NOTHING"
+)
+_PG_COLUMNS = ("request_id", "symbol", "request", "features", "output", "model_version", "latency_ms")
 
 
 def refused_for_content(exc: BaseException) -> bool:
@@ -217,9 +228,7 @@ class PredictionLog:
         """One transaction; a request id already in the table is skipped when it is this very row again (same
         `created_at`: a retry), and dead-lettered as "duplicate request_id" otherwise. Returns the rows added."""
         with self.engine.begin() as conn:
-            insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-            stmt = insert(_TABLE).on_conflict_do_nothing(index_elements=["request_id"])
-            added = conn.execute(stmt, rows).rowcount
+            added = _insert_rows(conn, rows)
             if added == len(rows):
                 return added
             # some request ids were there already (or the driver gives no count): compare with what is logged
@@ -329,6 +338,20 @@ class PredictionLog:
         self.spill_path.unlink()
         self._spill_done = 0
         self._spilled = 0
+
+
+def _insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """`INSERT ... ON CONFLICT (request_id) DO NOTHING` of `rows`; the rows added (-1 when the driver cannot say)."""
+    if conn.dialect.name != "postgresql":
+        stmt = sqlite_insert(_TABLE).on_conflict_do_nothing(index_elements=["request_id"])
+        return int(conn.execute(stmt, rows).rowcount)
+    document = []
+    for row in rows:
+        record = {name: row.get(name) for name in _PG_COLUMNS}
+        created = row.get("created_at")
+        record["created_at"] = created.isoformat() if isinstance(created, datetime) else created
+        document.append(record)
+    return int(conn.execute(_PG_INSERT, {"rows": json_text(document)}).rowcount)
 
 
 def _parse(line: bytes) -> dict[str, Any] | None:
