@@ -42,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -127,6 +127,14 @@ def service_env(home: Path) -> dict[str, str]:
         "AICASH_HOME": str(home), "BENTOML_HOME": str(home / "bentoml"), "FEAST_USAGE": "False",
         "RATE_LIMIT_PER_MINUTE": str(10**9), "BENTOML_DO_NOT_TRACK": "True",
     }
+
+
+def cluster_home(home: Path, database_url: str) -> tuple[str, dict[str, str]]:
+    """`home` prepared in cluster mode on `database_url` (`prepare_home`): its API key and the environment of a
+    service there."""
+    home.mkdir(exist_ok=True)
+    _, _, key = prepare_home(home, database_url)
+    return key, service_env(home) | {"DATABASE_URL": database_url}
 
 
 def rate_limit_backends() -> list[str]:
@@ -351,7 +359,7 @@ def service_name(database: str, backend: str) -> str:
                      *(["redis"] if backend == "redis" else [])])
 
 
-def run_servers(seconds: float, rounds: int, backends: list[str], databases: list[str] | None = None,
+def run_servers(seconds: float, rounds: int, backends: list[str], databases: Sequence[str] = ("sqlite",),
                 ) -> dict[str, list[dict[str, Any]]]:
     """Starts the bare endpoint, BentoML's floor (constant answer) and the service, one per database and rate-limit
     backend, side by side (each pinned to core 0, idle while another is measured) and measures them in interleaved
@@ -372,13 +380,12 @@ def run_servers(seconds: float, rounds: int, backends: list[str], databases: lis
             (home / "redis").mkdir()
             limits["redis"] = {"RATE_LIMIT_BACKEND": "redis",
                                "REDIS_URL": stack.enter_context(redis_server(home / "redis"))}
-        homes = {"sqlite": (key, env)} if "sqlite" in (databases or ["sqlite"]) else {}
-        database_servers: dict[str, psutil.Process] = {}
-        if "postgresql" in (databases or []):
+        homes = {"sqlite": (key, env)} if "sqlite" in databases else {}
+        database_server_process = None
+        if "postgresql" in databases:
             database_url, database_server_process = stack.enter_context(cluster_database())
-            (home / "cluster").mkdir()
-            _, _, cluster_key = prepare_home(home / "cluster", database_url)
-            homes["postgresql"] = (cluster_key, service_env(home / "cluster") | {"DATABASE_URL": database_url})
+            homes["postgresql"] = cluster_home(home / "cluster", database_url)
+        database_servers: dict[str, psutil.Process] = {}
         for database, (api_key, home_env) in homes.items():
             for backend in backends:
                 name = service_name(database, backend)

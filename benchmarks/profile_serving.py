@@ -34,6 +34,7 @@ from benchmarks.bench_serving import (
     _free_port,
     _pinned,
     cluster_database,
+    cluster_home,
     load_run,
     prepare_home,
     running,
@@ -120,13 +121,12 @@ def profile(concurrency: int, seconds: float, rate: int, out: Path, server_name:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="aicash-profile-") as folder, ExitStack() as stack:
         home = Path(folder)
-        env = service_env(home) | {"RATE_LIMIT_BACKEND": "memory"}
         if database == "postgresql":
-            database_url, _ = stack.enter_context(cluster_database())
-            env["DATABASE_URL"] = database_url
-            _, _, key = prepare_home(home, database_url)
+            key, env = cluster_home(home, stack.enter_context(cluster_database())[0])
         else:
             _, _, key = prepare_home(home)
+            env = service_env(home)
+        env["RATE_LIMIT_BACKEND"] = "memory"
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
         bindir = Path(sys.executable).parent

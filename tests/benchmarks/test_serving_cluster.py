@@ -14,12 +14,11 @@ from aicash.db.models import Prediction
 from benchmarks.bench_serving import (
     DATABASES,
     RATE_LIMIT_BACKENDS,
+    cluster_home,
     combined,
     database_backends,
     database_server,
-    prepare_home,
     rows_of,
-    service_env,
     service_name,
 )
 from tests.support.polling import seconds_until
@@ -70,10 +69,8 @@ def test_the_cluster_home_is_served_from_postgresql(fresh_postgres_db: str, tmp_
     server = database_server(fresh_postgres_db)
     assert server is not None and "postgres" in server.name()
     home = tmp_path / "cluster"
-    home.mkdir()
-    _, _, key = prepare_home(home, fresh_postgres_db)
-    running = start_service(home, env=service_env(home) | {"DATABASE_URL": fresh_postgres_db,
-                                                            "RATE_LIMIT_BACKEND": "memory"})
+    key, env = cluster_home(home, fresh_postgres_db)
+    running = start_service(home, env=env | {"RATE_LIMIT_BACKEND": "memory"})
     engine = create_engine(fresh_postgres_db)
     try:
         for i in range(20):
