@@ -2,7 +2,7 @@
 
 POST /predict: the frontend's JSON in, the same window merge as the service (the given indicators overwrite
 the latest bar of the stored window), the same forward pass (same model file, loaded as the service loads it:
-ONNX Runtime for a torch family, `bentos.wiring.SERVING_RUNTIME`), JSON out. The
+`bentos.wiring.serving_model`: ONNX Runtime for a torch family, the last step for a recurrent one), JSON out. The
 online features are read once at start, so the figures are the floor for HTTP + JSON + the model on this
 machine; everything the service adds (validation, API keys, rate limit, feature reads, routing, cache,
 composite score, prediction log, metrics, BentoML itself) is the difference.
@@ -27,14 +27,13 @@ from starlette.routing import Route
 from aicash.model_input import MODEL_FEATURES
 from aicash.settings import load_settings
 from aicash.signals.rule import SIGNALS
-from aicash.training.artifacts import load_model
-from bentos.wiring import SERVING_RUNTIME
+from bentos.wiring import serving_model
 from features.online import online_features
 from features.store import get_store
 
 
 def make_app(model_dir: str, symbol: str = "EURUSD", timeframe: str = "1h") -> Starlette:
-    model = load_model(model_dir, runtime=SERVING_RUNTIME)
+    model = serving_model(model_dir)
     stored = online_features(get_store(load_settings()), symbol, timeframe)
     version = model_dir.rstrip("/").rsplit("/", 1)[-1]
 

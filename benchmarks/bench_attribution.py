@@ -64,10 +64,9 @@ def commands(key: str) -> dict[str, tuple[list[str], list[str]]]:
 
 def forward_pass_cost(artifacts: Path, calls: int = 2000) -> dict[str, float]:
     """Thread CPU of one forward pass of the served model (µs): called in a loop, and with 4 MB read between calls."""
-    from aicash.training.artifacts import load_model
-    from bentos.wiring import SERVING_RUNTIME
+    from bentos.wiring import serving_model
 
-    model = load_model(artifacts, runtime=SERVING_RUNTIME)
+    model = serving_model(artifacts)
     window = np.random.default_rng(0).normal(size=(1, model.window_bars, len(model.features))).astype(np.float32)
     other = np.ones(STREAMED_BYTES // 8)
     costs = {}

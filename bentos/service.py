@@ -42,19 +42,18 @@ from aicash.serving.schemas import (
 )
 from aicash.settings import load_settings
 from aicash.training.artifact_files import read_metrics
-from aicash.training.artifacts import load_model
 from bentos.admin import VERSION_PATTERN, AdminError, AdminOps, PromoteRequest, RollbackRequest, TrainRequest
 from bentos.package import bundled_model
 from bentos.process_metrics import WorkerProcessMetrics
 from bentos.security import AdminAudit, SecurityMiddleware, actor_of
 from bentos.wiring import (
-    SERVING_RUNTIME,
     admin_engine,
     build_runtime,
     features_reachable,
     publish_keys,
     security_options,
     service_config,
+    serving_model,
     warm_up,
 )
 
@@ -151,7 +150,7 @@ class SignalService:
         if not self.runtime.models and (bundled := bundled_model()) is not None:
             # the registry is unreachable: serve the model (and weights) the Bento carries
             log.warning("registry unavailable at start; serving the bundled model %s", bundled.version)
-            model = load_model(bundled.folder, runtime=SERVING_RUNTIME)
+            model = serving_model(bundled.folder)
             self.runtime.models = [LoadedModel(bundled.version, "bundled", 100.0, model,
                                                timeframe=trained_timeframe(read_metrics(bundled.folder)))]
             if not self.runtime.weights:

@@ -25,12 +25,18 @@ from aicash.serving.ratelimit import rate_limiter
 from aicash.serving.runtime import FeatureSnapshot, LoadedModel, SignalRuntime, UnknownSymbolError
 from aicash.settings import Settings
 from aicash.signals.weights import current_weights
-from aicash.training.artifacts import load_model
+from aicash.training.artifacts import ServableModel, load_model
 
 log = logging.getLogger("aicash.service")
 # The forward pass of the torch families: ONNX Runtime, exported from model.pt at load and checked against it
 # within 1e-5 (TorchScript serves when it cannot be); measured per request in docs/serving.md.
 SERVING_RUNTIME = "onnxruntime"
+
+
+def serving_model(folder: Path | str) -> ServableModel:
+    """A model artifact as the service serves it: `SERVING_RUNTIME`, and an LSTM's or GRU's windows whose earlier
+    bars were seen before answered by the last step (`aicash.training.last_step`)."""
+    return load_model(folder, runtime=SERVING_RUNTIME, last_step=True)
 
 
 def service_config(settings: Settings) -> dict[str, Any]:
@@ -88,7 +94,7 @@ class RegistryModels:
         for version, percent in split:
             if version not in self.loaded:
                 folder = load_artifacts(self.engine, self.store, version, self.cache_dir / version, MODEL_NAME)
-                self.loaded[version] = load_model(folder, runtime=SERVING_RUNTIME)
+                self.loaded[version] = serving_model(folder)
             record = records.get(version)
             status = record.status if record else "unknown"
             forced = record is not None and record.gate_passed is not True

@@ -28,6 +28,7 @@ import torch
 from aicash.model_input import MODEL_FEATURES
 from aicash.signals.rule import SIGNALS
 from aicash.training.artifact_files import FEATURES_FILE, MODEL_FILE, model_files
+from aicash.training.last_step import RECURRENT, LastStepModel, LastStepUnavailable, last_step_model
 from aicash.training.network import SignalNetwork, SignalProbabilities
 
 LEGACY_FAMILY = "lstm"  # what a features.json without "family" (written before the model zoo) holds
@@ -85,6 +86,7 @@ class ServableModel:
     classes: tuple[str, ...]
     family: str = LEGACY_FAMILY
     runtime: str = "torchscript"  # what serves: "onnxruntime" or "torchscript" (LightGBM's own path says the latter)
+    last_step: bool = False  # windows with a seen prefix are answered by the last step (`aicash.training.last_step`)
 
     def predict_proba(self, windows: np.ndarray) -> np.ndarray:
         """(batch, window_bars, features) raw indicators -> (batch, 3) float probabilities."""
@@ -107,7 +109,7 @@ class TorchScriptModel:
             return self.module(torch.from_numpy(windows)).numpy()
 
 
-def load_model(directory: Path | str, runtime: str = "torchscript") -> ServableModel:
+def load_model(directory: Path | str, runtime: str = "torchscript", last_step: bool = False) -> ServableModel:
     """Load a model of any family and check its features.json against the features this code sends.
 
     A features.json without "family" was written by an LSTM (before the model zoo) and loads as one.
@@ -115,6 +117,9 @@ def load_model(directory: Path | str, runtime: str = "torchscript") -> ServableM
     checked against TorchScript (`aicash.training.onnx_runtime`); when it cannot, a warning says why and
     TorchScript serves. LightGBM ignores `runtime` (its `ServableModel.runtime` is "torchscript": the window
     summary is TorchScript, the booster LightGBM).
+    `last_step=True` (serving) answers an LSTM's or GRU's window whose earlier bars it has seen before by the last
+    step from their kept state (`aicash.training.last_step`), once checked against the full model; when it cannot,
+    a warning says why and the full model serves every window.
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}: use one of {list(RUNTIMES)}")
@@ -149,4 +154,10 @@ def load_model(directory: Path | str, runtime: str = "torchscript") -> ServableM
                 predict, served = onnx_model(module, features, window_bars, reference=predict), "onnxruntime"
             except OnnxUnavailable as exc:
                 log.warning("%s serves TorchScript, not ONNX Runtime: %s", folder, exc)
-    return ServableModel(predict, features, window_bars, tuple(spec["classes"]), family, served)
+        if last_step and family in RECURRENT:
+            try:
+                predict = last_step_model(module, features, window_bars, full=predict)
+            except LastStepUnavailable as exc:
+                log.warning("%s runs the full window for every request: %s", folder, exc)
+    return ServableModel(predict, features, window_bars, tuple(spec["classes"]), family, served,
+                         last_step=isinstance(predict, LastStepModel))
