@@ -63,24 +63,31 @@ def commands(key: str) -> dict[str, tuple[list[str], list[str]]]:
 
 
 def forward_pass_cost(artifacts: Path, calls: int = 2000) -> dict[str, float]:
-    """Thread CPU of one forward pass of the served model (µs): called in a loop, and with 4 MB read between calls."""
+    """Thread CPU of one forward pass of the served model (µs), one window repeated (an LSTM answers it by the last
+    step: `aicash.training.last_step`), and of the full model behind it: called in a loop, and with 4 MB read
+    between calls."""
     from bentos.wiring import serving_model
 
     model = serving_model(artifacts)
-    window = np.random.default_rng(0).normal(size=(1, model.window_bars, len(model.features))).astype(np.float32)
+    window = np.random.default_rng(0).uniform(0.5, 1.5, (1, model.window_bars, len(model.features)))
+    window = window.astype(np.float32)
+    served: dict[str, Any] = {"": model.predict_proba}
+    if (full := getattr(model.predict_windows, "full", None)) is not None:
+        served["full model, "] = full
     other = np.ones(STREAMED_BYTES // 8)
     costs = {}
-    for name, between in (("warm", None), ("after 4 MB read", other.sum)):
-        for _ in range(200):
-            model.predict_proba(window)
-        spent = 0.0
-        for _ in range(calls):
-            if between is not None:
-                between()
-            start = time.thread_time()
-            model.predict_proba(window)
-            spent += time.thread_time() - start
-        costs[name] = spent * 1e6 / calls
+    for label, call in served.items():
+        for name, between in (("warm", None), ("after 4 MB read", other.sum)):
+            for _ in range(200):
+                call(window)
+            spent = 0.0
+            for _ in range(calls):
+                if between is not None:
+                    between()
+                start = time.thread_time()
+                call(window)
+                spent += time.thread_time() - start
+            costs[label + name] = spent * 1e6 / calls
     return costs
 
 
