@@ -93,6 +93,35 @@ def test_the_writer_wakes_once_wake_rows_are_queued(engine, tmp_path: Path) -> N
     assert plog.close() and plog.written == 10
 
 
+def test_rows_queued_during_a_write_wait_for_a_full_batch(engine, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A few rows that arrive while a batch is being written are not chased in batches of their own (each paying a
+    begin, an insert and a commit): they wait for `wake_rows` more, or the interval."""
+    plog = PredictionLog(engine, spill_path=tmp_path / "spill.jsonl", batch_size=500, interval_seconds=60,
+                         wake_rows=10)
+    batches: list[int] = []
+    insert = plog._insert
+
+    def slow_insert(rows):  # type: ignore[no-untyped-def]
+        batches.append(len(rows))
+        if len(batches) == 1:  # requests keep coming while the first batch is on its way
+            for i in range(100, 103):
+                plog.record(row(i))
+            time.sleep(0.2)
+        return insert(rows)
+
+    monkeypatch.setattr(plog, "_insert", slow_insert)
+    for i in range(10):
+        plog.record(row(i))
+    seconds_until(lambda: count(engine) >= 10, limit=5)
+    time.sleep(0.5)
+    assert batches == [10] and count(engine) == 10 and plog.pending == 3
+    for i in range(10, 17):
+        plog.record(row(i))
+    seconds_until(lambda: count(engine) >= 20, limit=5)
+    assert batches == [10, 10] and count(engine) == 20
+    assert plog.close() and plog.written == 20
+
+
 def test_while_the_database_is_down_rows_do_not_wake_the_writer(stoppable_postgres, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Retries follow the writer's backoff (0.2 s doubling here), not every request past wake_rows."""
     engine = make_engine(stoppable_postgres.url)

@@ -162,10 +162,12 @@ class PredictionLog:
     def _run(self) -> None:
         backoff = self.interval
         while not self._stop.is_set():
-            self._wake.wait(backoff)
+            woken = self._wake.wait(backoff)
             self._wake.clear()
             if self._stop.is_set():
                 break
+            if woken and self.pending < self.wake_rows:  # woken while the last batch's rows were still queued
+                continue
             ok = True
             while ok and self.pending and not self._stop.is_set():
                 try:
@@ -173,6 +175,11 @@ class PredictionLog:
                 except Exception:  # never let the writer thread die (e.g. the dead-letter file's disk is full)
                     log.exception("prediction log: write failed")
                     ok = False
+                # A backlog is written in full batches; the few rows that arrived during the last write wait for the
+                # next wake (`wake_rows` queued, or `interval_seconds`): chasing them wrote batches of a row or two
+                # while a PostgreSQL round trip lasted, each paying its own begin, insert and commit.
+                if self.pending < self.wake_rows:
+                    break
             backoff = self.interval if ok else min(backoff * 2, 5.0)
 
     # -- writing ---------------------------------------------------------------------------------------------
