@@ -8,15 +8,12 @@ import logging
 import numpy as np
 import pytest
 
-from aicash.indicators import with_indicators
-from aicash.market.samples import load_sample
 from aicash.model_input import MODEL_FEATURES
 from aicash.serving.runtime import FeatureSnapshot, LoadedModel, SignalRuntime
 from aicash.serving.schemas import PredictRequest
 from aicash.signals.rule import SIGNALS
 from aicash.training import last_step as ls
 from aicash.training import load_model, train_and_evaluate
-from aicash.training.dataset import build_samples
 from bentos.wiring import serving_model
 from tests.support.training import TINY
 
@@ -36,24 +33,13 @@ def folders(synth, tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="module")
-def windows():
-    """Windows of real EURUSD indicators (the bundled sample), spread over the series."""
-    frame = with_indicators(load_sample("eurusd-1h").assign(symbol="EURUSD", timeframe="1h"))
-    samples = build_samples(frame, CONFIG)
-    return np.ascontiguousarray(samples.windows(np.linspace(0, len(samples) - 1, 24).astype(int)))
-
-
 def other_latest_bars(windows: np.ndarray, shift: int = 5) -> np.ndarray:
     """The same prefixes and anchors with another window's latest bar (what requests for one series look like)."""
-    other = windows.copy()
-    other[:, -1] = np.roll(windows[:, -1], shift, axis=0)
-    other[:, -1, ANCHOR] = windows[:, -1, ANCHOR]
-    return other
+    return ls.other_latest_bars(windows, ANCHOR, shift)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_the_last_step_gives_the_full_models_probabilities(shape, folders, windows):
+def test_the_last_step_gives_the_full_models_probabilities(shape, folders, real_windows):
     full = load_model(folders[shape], runtime="onnxruntime")
     scripted = load_model(folders[shape])
     served = load_model(folders[shape], runtime="onnxruntime", last_step=True)
@@ -61,25 +47,25 @@ def test_the_last_step_gives_the_full_models_probabilities(shape, folders, windo
     assert isinstance(model, ls.LastStepModel) and served.last_step and served.runtime == "onnxruntime"
     assert not full.last_step and model.hits == model.misses == 0  # the check's probe left nothing behind
     # first sighting: the full model answers, bit for bit
-    assert np.array_equal(served.predict_proba(windows), full.predict_proba(windows))
-    assert (model.hits, model.misses) == (0, len(windows))
+    assert np.array_equal(served.predict_proba(real_windows), full.predict_proba(real_windows))
+    assert (model.hits, model.misses) == (0, len(real_windows))
     # second sighting: each prefix's state is computed and kept; then other latest bars on the same prefixes
-    for batch in (windows, other_latest_bars(windows), other_latest_bars(windows, 7)[:1]):
+    for batch in (real_windows, other_latest_bars(real_windows), other_latest_bars(real_windows, 7)[:1]):
         got, want = served.predict_proba(batch), scripted.predict_proba(batch)
         assert got.shape == want.shape == (len(batch), 3) and got.dtype == np.float32
         assert np.max(np.abs(got - want)) <= 1e-5
-    assert model.hits == 2 * len(windows) + 1 and model.misses == len(windows)
+    assert model.hits == 2 * len(real_windows) + 1 and model.misses == len(real_windows)
 
 
-def test_a_new_anchor_or_a_non_finite_latest_bar_takes_the_full_model(folders, windows):
+def test_a_new_anchor_or_a_non_finite_latest_bar_takes_the_full_model(folders, real_windows):
     served = load_model(folders["lstm"], runtime="onnxruntime", last_step=True)
     full = load_model(folders["lstm"], runtime="onnxruntime")
     model = served.predict_windows
-    served.predict_proba(windows)
-    served.predict_proba(windows)  # every prefix kept
-    moved = windows.copy()
+    served.predict_proba(real_windows)
+    served.predict_proba(real_windows)  # every prefix kept
+    moved = real_windows.copy()
     moved[:, -1, ANCHOR] *= 1.001  # the request gives ema_50: the whole window's trend feature changes
-    broken = other_latest_bars(windows)
+    broken = other_latest_bars(real_windows)
     broken[:, -1, MODEL_FEATURES.index("rsi_value")] = np.nan
     for batch in (moved, broken):
         hits = model.hits
@@ -87,32 +73,32 @@ def test_a_new_anchor_or_a_non_finite_latest_bar_takes_the_full_model(folders, w
         assert model.hits == hits
 
 
-def test_a_batch_of_kept_and_new_prefixes_keeps_its_order(folders, windows):
+def test_a_batch_of_kept_and_new_prefixes_keeps_its_order(folders, real_windows):
     served = load_model(folders["gru-2-layers"], runtime="onnxruntime", last_step=True)
     scripted = load_model(folders["gru-2-layers"])
-    half = windows[::2]
+    half = real_windows[::2]
     served.predict_proba(half)
     served.predict_proba(half)  # the even windows' prefixes are kept, the odd ones never seen
-    batch = other_latest_bars(windows)
+    batch = other_latest_bars(real_windows)
     hits = served.predict_windows.hits
     assert np.max(np.abs(served.predict_proba(batch) - scripted.predict_proba(batch))) <= 1e-5
     assert served.predict_windows.hits - hits == len(half)
 
 
-def test_kept_states_and_seen_prefixes_are_bounded(folders, windows, monkeypatch):
+def test_kept_states_and_seen_prefixes_are_bounded(folders, real_windows, monkeypatch):
     monkeypatch.setattr(ls, "MAX_STATES", 3)
     served = load_model(folders["lstm"], runtime="onnxruntime", last_step=True)
     model = served.predict_windows
     monkeypatch.setattr(ls, "MAX_SEEN", 5)
-    served.predict_proba(windows)
-    assert len(model._seen) == 5  # the five newest of 24 first sightings
+    served.predict_proba(real_windows)
+    assert len(model._seen) == 5  # the five newest first sightings
     model.clear()
     monkeypatch.setattr(ls, "MAX_SEEN", 100)
     for _ in range(2):
-        served.predict_proba(windows)
+        served.predict_proba(real_windows)
     assert len(model._states) == 3 and not model._seen
     hits = model.hits
-    served.predict_proba(other_latest_bars(windows)[-3:])  # the three newest prefixes are the ones kept
+    served.predict_proba(other_latest_bars(real_windows)[-3:])  # the three newest prefixes are the ones kept
     assert model.hits - hits == 3
 
 
@@ -123,7 +109,7 @@ def test_other_families_and_the_default_load_serve_the_full_window(folders):
     assert not load_model(folders["lstm"], runtime="onnxruntime").last_step
 
 
-def test_a_failed_check_serves_the_full_model_with_a_warning(folders, windows, monkeypatch, caplog):
+def test_a_failed_check_serves_the_full_model_with_a_warning(folders, real_windows, monkeypatch, caplog):
     def off_by_a_bit(self, x, state):  # a last step that is wrong by more than the tolerance
         return [p + 1e-4 * (i - 1) for i, p in enumerate(step(self, x, state))]
 
@@ -135,11 +121,11 @@ def test_a_failed_check_serves_the_full_model_with_a_warning(folders, windows, m
     assert "runs the full window for every request" in caplog.text and "differ by" in caplog.text
 
 
-def test_the_runtime_answers_repeated_requests_by_the_last_step(folders, windows):
+def test_the_runtime_answers_repeated_requests_by_the_last_step(folders, real_windows):
     """The runtime over a model loaded as the service loads it: a series' requests with other indicator values
     are answered by the last step from the second on, each with TorchScript's probabilities of its merged window."""
     served, scripted = serving_model(folders["lstm-2-layers"]), load_model(folders["lstm-2-layers"])
-    window = windows[3]
+    window = real_windows[3]
     snapshot = FeatureSnapshot(indicators=dict(zip(MODEL_FEATURES, window[-1].tolist(), strict=True)), window=window)
     runtime = SignalRuntime(read_features=lambda symbol, timeframe: snapshot,
                             load_models=lambda: [LoadedModel("v1", "production", 100.0, served)], read_weights=dict,

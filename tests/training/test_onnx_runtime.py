@@ -9,12 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from aicash.indicators import with_indicators
-from aicash.market.samples import load_sample
 from aicash.model_input import MODEL_FEATURES
 from aicash.training import load_model, train_and_evaluate
 from aicash.training import onnx_runtime as onnx
-from aicash.training.dataset import build_samples
 from aicash.training.network import TORCH_FAMILIES
 from tests.support.training import TINY
 
@@ -29,14 +26,6 @@ def folders(synth, tmp_path_factory):
         out[family] = tmp_path_factory.mktemp(family)
         train_and_evaluate(synth, CONFIG.model_copy(update={"family": family})).save(out[family])
     return out
-
-
-@pytest.fixture(scope="module")
-def real_windows():
-    """Windows of real EURUSD indicators (the bundled sample), spread over the series."""
-    frame = with_indicators(load_sample("eurusd-1h").assign(symbol="EURUSD", timeframe="1h"))
-    samples = build_samples(frame, CONFIG)
-    return samples.windows(np.linspace(0, len(samples) - 1, 32).astype(int))
 
 
 def random_windows(seed: int = 0) -> np.ndarray:

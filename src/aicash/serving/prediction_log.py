@@ -166,20 +166,19 @@ class PredictionLog:
             self._wake.clear()
             if self._stop.is_set():
                 break
-            if woken and self.pending < self.wake_rows:  # woken while the last batch's rows were still queued
-                continue
+            # Woken by `wake_rows` queued, write while a full batch is pending: a wake while the last batch's rows
+            # were still queued finds fewer, and the few rows that arrive during a write wait for the next wake (on
+            # PostgreSQL, where a batch waits a round trip, chasing them wrote batches of a row or two, each with its
+            # own begin, insert and commit). At the interval, whatever is pending goes first.
+            enough = self.wake_rows if woken else 1
             ok = True
-            while ok and self.pending and not self._stop.is_set():
+            while ok and self.pending >= enough and not self._stop.is_set():
                 try:
                     ok = self._write_batch()
                 except Exception:  # never let the writer thread die (e.g. the dead-letter file's disk is full)
                     log.exception("prediction log: write failed")
                     ok = False
-                # A backlog is written in full batches; the few rows that arrived during the last write wait for the
-                # next wake (`wake_rows` queued, or `interval_seconds`): chasing them wrote batches of a row or two
-                # while a PostgreSQL round trip lasted, each paying its own begin, insert and commit.
-                if self.pending < self.wake_rows:
-                    break
+                enough = self.wake_rows
             backoff = self.interval if ok else min(backoff * 2, 5.0)
 
     # -- writing ---------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from aicash.training.onnx_runtime import PROBE_BATCH, TOLERANCE, largest_difference, probe_windows
+from aicash.training.transform import ANCHOR
 
 RECURRENT = ("lstm", "gru")  # the classifier's child that holds the recurrent layers, by family
 MAX_STATES = 256  # prefixes whose state is kept (a few per served series: one per materialized bar and anchor)
@@ -216,16 +217,21 @@ class LastStepModel:
         return [v / total for v in exp]
 
 
+def other_latest_bars(windows: np.ndarray, anchor: int, shift: int = 3) -> np.ndarray:
+    """The same prefixes and anchors (column `anchor`) with the latest bar of the window `shift` places before: what a
+    series' requests look like. The probe cycles its 3 price levels, so a shift of 3 keeps each bar's level."""
+    other = windows.copy()
+    other[:, -1] = np.roll(windows[:, -1], shift, axis=0)
+    other[:, -1, anchor] = windows[:, -1, anchor]
+    return other
+
+
 def check_windows(module: Any, features: Sequence[str], window_bars: int) -> list[np.ndarray]:
     """The probe in the order the check sends it: windows seen once (the full model), again (the prefix state is
     computed), and with other latest bars on the same prefixes and anchors (the kept state), one at a time and
     as a batch."""
     probe = np.ascontiguousarray(probe_windows(module, features, window_bars, PROBE_BATCH))
-    anchor = list(features).index("ema_50")
-    other = probe.copy()
-    other[:, -1] = np.roll(probe[:, -1], 3, axis=0)  # the probe cycles its 3 price levels: same level's bars
-    other[:, -1, anchor] = probe[:, -1, anchor]
-    return [probe, probe, other]
+    return [probe, probe, other_latest_bars(probe, list(features).index(ANCHOR))]
 
 
 def last_step_model(
@@ -237,8 +243,8 @@ def last_step_model(
 ) -> LastStepModel:
     """`full` served by its last step where a prefix was seen, once the probabilities match `full`'s on the probe.
     Raises `LastStepUnavailable` naming why when it cannot serve."""
-    if "ema_50" not in features:
-        raise LastStepUnavailable("the features have no ema_50 anchor")
+    if ANCHOR not in features:
+        raise LastStepUnavailable(f"the features have no {ANCHOR} anchor")
     try:
         model = LastStepModel(module, full)
     except LastStepUnavailable:
