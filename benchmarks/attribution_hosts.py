@@ -2,8 +2,9 @@
 
 `Meter` adds up the thread CPU of every call of a function (`time.thread_time`, so another thread's work or a
 wait for the GIL is not counted). `metered(runtime)` meters the runtime's `predict_many` and each loaded model's
-forward pass. The bare host is Starlette on uvicorn doing what BentoML does around a synchronous API, and nothing
-else: the body validated with the request schema, the answer computed on the thread pool, the answer serialised
+forward pass. The bare host is Starlette on uvicorn doing what BentoML does around the service's /predict, and
+nothing else: the body validated with the request schema, the answer computed where the service computes it (on the
+event loop when the runtime holds what it needs, else on a worker thread: `bentos.dispatch`), the answer serialised
 by pydantic. `--mode constant` answers the floor's constant; `--mode runtime` answers through the service's
 `SignalRuntime` (features, forward pass, composite score, cache, prediction log), built as the service builds it.
 POST /meters gives the meters (and GET /readyz answers once the host is up).
@@ -83,26 +84,27 @@ def answer_with(runtime: SignalRuntime, symbol: str, indicators: Any, timeframe:
 
 def make_app(mode: str) -> Any:
     from starlette.applications import Starlette
-    from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
     from benchmarks.bento_floor import ANSWER
+    from bentos.dispatch import PredictDispatch
 
     runtime = service_runtime() if mode == "runtime" else None
     meters = metered(runtime) if runtime is not None else {}
     gc.collect()
     gc.freeze()
 
-    def work(request: PredictRequest) -> Prediction:
-        if runtime is None:
-            return ANSWER
-        return answer_with(runtime, request.symbol, request.indicators, request.timeframe, request.request_id)
+    dispatch = PredictDispatch(runtime) if runtime is not None else None
 
     async def predict(request: Request) -> Response:
         body = PredictRequest.model_validate_json(await request.body())
-        answer = await run_in_threadpool(work, body)
+        if runtime is None or dispatch is None:
+            answer = ANSWER
+        else:
+            answer = await dispatch(body, lambda: answer_with(runtime, body.symbol, body.indicators, body.timeframe,
+                                                              body.request_id))
         return Response(answer.model_dump_json(), media_type="application/json")
 
     async def readings(_: Request) -> Response:

@@ -3,9 +3,9 @@
 Five servers over one benchmark home, measured in the serving benchmark's interleaved rounds (servers on core 0,
 load on core 1; `benchmarks.bench_serving`):
 
-- `bare constant`: Starlette on uvicorn doing what BentoML does around a synchronous API (the body validated with
-  the request schema, the answer computed on the thread pool and serialised by pydantic), answering the floor's
-  constant (`benchmarks.attribution_hosts`);
+- `bare constant`: Starlette on uvicorn doing what BentoML does around the service's /predict (the body validated
+  with the request schema, the answer computed where the service computes it, `bentos.dispatch`, and serialised by
+  pydantic), answering the floor's constant (`benchmarks.attribution_hosts`);
 - `bare + runtime`: the same host answering through the service's `SignalRuntime` (features, forward pass,
   composite score, cache, prediction log), built as the service builds it;
 - `floor`: BentoML's floor, the service's configuration answering the constant (`benchmarks.bento_floor`);

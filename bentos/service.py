@@ -43,6 +43,7 @@ from aicash.serving.schemas import (
 from aicash.settings import load_settings
 from aicash.training.artifact_files import read_metrics
 from bentos.admin import VERSION_PATTERN, AdminError, AdminOps, PromoteRequest, RollbackRequest, TrainRequest
+from bentos.dispatch import PredictDispatch
 from bentos.package import bundled_model
 from bentos.process_metrics import WorkerProcessMetrics
 from bentos.security import AdminAudit, SecurityMiddleware, actor_of
@@ -147,6 +148,7 @@ class SignalService:
         torch.set_num_threads(1)
         settings = load_settings()
         self.runtime = build_runtime(settings)
+        self.dispatch = PredictDispatch(self.runtime)
         if not self.runtime.models and (bundled := bundled_model()) is not None:
             # the registry is unreachable: serve the model (and weights) the Bento carries
             log.warning("registry unavailable at start; serving the bundled model %s", bundled.version)
@@ -202,10 +204,12 @@ class SignalService:
 
     # -- POST: BentoML APIs ---------------------------------------------------------------------------------
     @bentoml.api(route="/predict", input_spec=PredictRequest)
-    def predict(
+    async def predict(
         self, symbol: str, indicators: Any, timeframe: str | None, request_id: str | None, ctx: bentoml.Context
     ) -> Prediction:
-        """The frontend's prediction: signal, confidence, probabilities, model version, composite score."""
+        """The frontend's prediction: signal, confidence, probabilities, model version, composite score. Answered
+        on the event loop when the runtime holds everything it needs, else on a worker thread
+        (`bentos.dispatch`)."""
         with _PREDICT_LATENCY.time():
             header = ctx.request.headers.get("x-request-id")
             if header is not None and (problem := request_id_problem(header)) is not None:
@@ -214,7 +218,7 @@ class SignalService:
                 symbol=symbol, indicators=indicators, timeframe=timeframe,
                 request_id=request_id or header or new_request_id(),
             )
-            return self._predict([request], ctx)
+            return await self.dispatch(request, lambda: self._predict([request], ctx))
 
     @bentoml.api(route="/predict/batch", input_spec=BatchRequest)
     def predict_batch(self, requests: list[PredictRequest], ctx: bentoml.Context) -> list[Prediction]:

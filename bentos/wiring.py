@@ -16,16 +16,16 @@ from aicash.db.engine import engine_for, ready_engine
 from aicash.model_input import MODEL_NAME
 from aicash.registry import current_production, list_models, load_artifacts, store_for
 from aicash.registry.summary import trained_timeframe
-from aicash.serving.cache import TTLCache
 from aicash.serving.freshness import FeatureAgePolicy
 from aicash.serving.key_snapshot import KeySnapshot, publish_key_snapshot
 from aicash.serving.keys import KeyVerifier
 from aicash.serving.prediction_log import PredictionLog
 from aicash.serving.ratelimit import rate_limiter
-from aicash.serving.runtime import FeatureSnapshot, LoadedModel, SignalRuntime, UnknownSymbolError
+from aicash.serving.runtime import LoadedModel, SignalRuntime
 from aicash.settings import Settings
 from aicash.signals.weights import current_weights
 from aicash.training.artifacts import ServableModel, load_model
+from bentos.online_reader import OnlineFeatureReader
 
 log = logging.getLogger("aicash.service")
 # The forward pass of the torch families: ONNX Runtime, exported from model.pt at load and checked against it
@@ -102,60 +102,6 @@ class RegistryModels:
             models.append(LoadedModel(version, status, percent, self.loaded[version], forced=forced,
                                       timeframe=timeframe))
         return models
-
-
-class OnlineFeatureReader:
-    """Reads the online store through `features.online.online_features` (Feast).
-
-    A series' features change once per bar, when materialized; each series is read at most every
-    `max_age_seconds`, which takes the store's round trip (~0.3-0.5 ms of CPU) off most requests. The Feast store
-    is opened on first use, so a service started while the database is down comes up and opens it once the
-    database answers.
-    """
-
-    def __init__(self, settings: Settings, max_age_seconds: float = 1.0) -> None:
-        self.settings = settings
-        self._store: Any = None
-        self.connected = False  # the store and its database answered at least once since start
-        self.recent: TTLCache[FeatureSnapshot] = TTLCache(max_age_seconds)
-
-    @property
-    def store(self) -> Any:
-        if self._store is None:
-            from features.store import get_store
-
-            self._store = get_store(self.settings)
-        return self._store
-
-    def reachable(self) -> bool:
-        """Whether the store has answered since start; if not yet, try now (open it and read through it: the
-        registry and the online store, in PostgreSQL, or in S3 and Redis with FEAST_ONLINE_STORE=redis)."""
-        if not self.connected:
-            from features.online import probe
-
-            try:
-                probe(self.store)
-            except Exception as exc:  # the store is down: stay not ready, try again at the next probe
-                log.warning("online feature store not reachable yet: %s", type(exc).__name__)
-                return False
-            self.connected = True
-        return True
-
-    def __call__(self, symbol: str, timeframe: str) -> FeatureSnapshot:
-        from features.online import NoOnlineFeaturesError, online_features
-
-        key = f"{symbol}|{timeframe}"
-        if (snapshot := self.recent.get(key)) is not None:
-            return snapshot
-        try:
-            found = online_features(self.store, symbol, timeframe)
-        except NoOnlineFeaturesError as exc:
-            raise UnknownSymbolError(str(exc)) from None
-        self.connected = True
-        snapshot = FeatureSnapshot(indicators=found.indicators, window=found.window,
-                                   event_timestamp=found.event_timestamp)
-        self.recent.put(key, snapshot)
-        return snapshot
 
 
 def features_reachable(runtime: SignalRuntime) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -326,3 +327,69 @@ def test_promotion_is_picked_up_without_restart(service) -> None:  # type: ignor
     answers = service.post("/predict/batch", {"requests": [
         {"symbol": "EURUSD", "request_id": f"after-{i}"} for i in range(50)]}).json()
     assert {a["model_version"] for a in answers} == {service.canary}
+
+
+def test_held_features_answer_on_the_event_loop_and_a_store_read_on_a_worker_thread(service) -> None:  # type: ignore[no-untyped-def]
+    """The first request after a series' features expired (held for 1 s) reads the store on a worker thread; the
+    next ones, answered from memory, run on the event loop (`aicash_predict_dispatch_total`)."""
+    body = {"symbol": "EURUSD", "indicators": {"rsi_value": 41.3}}
+    time.sleep(1.2)  # whatever earlier tests read has expired
+    before = _samples(service)
+    answers = [service.post("/predict", body | {"request_id": f"dispatch-{i}"}) for i in range(6)]
+    after = _samples(service)
+    assert [a.status_code for a in answers] == [200] * 6, answers[0].text
+
+    def added(on: str) -> float:
+        name = "aicash_predict_dispatch_total"
+        return _total(after, name, on=on) - _total(before, name, on=on)
+
+    assert added("worker_thread") == 1
+    assert added("event_loop") == 5
+
+
+def _lock_online_store(service) -> Callable[[], None]:  # type: ignore[no-untyped-def]
+    """Take the online store's tables so that reads of it wait; returns the release."""
+    if service.database_url.startswith("sqlite"):
+        import sqlite3
+
+        conn = sqlite3.connect(Path(service.env["AICASH_HOME"]) / "features" / "online.db", isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+        return lambda: (conn.execute("ROLLBACK"), conn.close())
+    engine = make_engine(service.database_url)
+    conn = engine.connect()
+    tables = conn.execute(text("SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
+                               "WHERE schemaname = 'feast'")).scalars().all()
+    conn.execute(text(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE"))
+    return lambda: (conn.rollback(), conn.close(), engine.dispose())
+
+
+def test_a_store_read_that_waits_does_not_hold_up_the_event_loop(service) -> None:  # type: ignore[no-untyped-def]
+    """A request whose features expired waits for the store on a worker thread: meanwhile the worker's event loop
+    answers /healthz at once, and the request answers once the store does."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = {"symbol": "EURUSD", "indicators": {"rsi_value": 42.7}}
+    assert service.post("/predict", body).status_code == 200
+    time.sleep(1.2)  # the features held for EURUSD expire
+    release = _lock_online_store(service)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            start = time.perf_counter()
+            other = {"symbol": "EURUSD", "indicators": {"rsi_value": 42.8}}  # not in the prediction cache
+            waiting = pool.submit(service.post, "/predict", other)
+            time.sleep(0.3)
+            assert not waiting.done()  # the read waits for the lock
+            health_start = time.perf_counter()
+            assert httpx.get(service.url + "/healthz", timeout=5).status_code == 200
+            health_seconds = time.perf_counter() - health_start
+            assert health_seconds < 0.25, f"/healthz took {health_seconds:.2f} s behind the store read"
+            time.sleep(0.7)
+            assert not waiting.done()
+            release()
+            release = lambda: None  # noqa: E731
+            answer = waiting.result(timeout=30)
+            waited = time.perf_counter() - start
+    finally:
+        release()
+    assert answer.status_code == 200, answer.text
+    assert waited >= 1.0

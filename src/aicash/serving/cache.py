@@ -36,6 +36,14 @@ class TTLCache(Generic[V]):
             self._data.move_to_end(key)
             return hit[1]
 
+    def age(self, key: Hashable) -> float | None:
+        """Seconds since `key`'s entry was put; None when there is none or it has expired."""
+        with self._lock:
+            hit = self._data.get(key)
+        if hit is None or (age := time.monotonic() - hit[0]) > self.ttl:
+            return None
+        return age
+
     def put(self, key: Hashable, value: V) -> None:
         if self.ttl <= 0:
             return

@@ -130,6 +130,12 @@ class PredictionLog:
             return len(self._queue) + self._spilled
 
     @property
+    def records_in_memory(self) -> bool:
+        """Whether `record` now only queues (no spill to the file): the last write went through and the queue has
+        room."""
+        return self.last_error is None and len(self._queue) < self.max_memory_rows
+
+    @property
     def healthy(self) -> bool:
         """False while the last write attempt failed (the database is unreachable)."""
         return self.last_error is None

@@ -167,6 +167,18 @@ class SignalRuntime:
                 log.warning("warm-up of %s failed: %s", loaded.version, exc)
 
     # -- predictions ---------------------------------------------------------------------------------------
+    def answers_in_memory(self, request: PredictRequest) -> bool:
+        """Whether `predict_many([request])` would take no I/O now: the features of its series, at each timeframe
+        the serving models would read it at, are held by the reader (`read_features.holds`; a reader without it
+        always reads), and the prediction log only queues the row (`PredictionLog.records_in_memory`). The
+        service answers such a request on its event loop, and any other on a worker thread."""
+        holds = getattr(self.read_features, "holds", None)
+        plog = self.prediction_log
+        if holds is None or (plog is not None and not plog.records_in_memory):
+            return False
+        timeframes = {request.timeframe or m.timeframe or DEFAULT_TIMEFRAME for m in self.models}
+        return all(holds(request.symbol, timeframe) for timeframe in timeframes)
+
     def predict(self, request: PredictRequest) -> Prediction:
         return self.predict_many([request])[0]
 
