@@ -21,7 +21,7 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aicash.db.engine import engine_for
@@ -31,7 +31,14 @@ from aicash.registry.summary import trained_timeframe, version_summary
 from aicash.serving.freshness import FeatureAges, StaleFeaturesError
 from aicash.serving.outages import is_outage
 from aicash.serving.request_ids import new_request_id
-from aicash.serving.runtime import FeaturesUnavailableError, LoadedModel, NoModelLoadedError, NotFoundError, describe
+from aicash.serving.runtime import (
+    FeaturesUnavailableError,
+    LoadedModel,
+    NoModelLoadedError,
+    NotFoundError,
+    SignalRuntime,
+    describe,
+)
 from aicash.serving.schemas import (
     EXAMPLE_INPUT,
     BatchRequest,
@@ -42,6 +49,7 @@ from aicash.serving.schemas import (
 )
 from aicash.settings import load_settings
 from aicash.training.artifact_files import read_metrics
+from aicash.training.last_step import LastStepModel
 from bentos.admin import VERSION_PATTERN, AdminError, AdminOps, PromoteRequest, RollbackRequest, TrainRequest
 from bentos.dispatch import PredictDispatch
 from bentos.package import bundled_model
@@ -133,6 +141,25 @@ class _FeatureAgeCollector:
         yield limit
 
 
+class _LastStepCollector:
+    """`aicash_last_step_windows_total{model_version,path}`: windows a loaded LSTM or GRU answered by the last step
+    (`last_step`) or by the full model (`full_model`: a prefix seen for the first time, a given `ema_50`, a latest
+    bar that is not finite), read from the models' own counters at scrape time."""
+
+    def __init__(self, runtime: SignalRuntime) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Any:
+        windows = CounterMetricFamily("aicash_last_step_windows", "Windows an LSTM or GRU answered by the last step "
+                                      "or by the full model", labels=["model_version", "path"])
+        for loaded in list(self.runtime.models):
+            step = getattr(loaded.model, "predict_windows", None)
+            if isinstance(step, LastStepModel):
+                windows.add_metric([loaded.version, "last_step"], step.hits)
+                windows.add_metric([loaded.version, "full_model"], step.misses)
+        yield windows
+
+
 # BentoML takes the service's options (traffic, CORS origins) when the class is defined: the one read of the
 # settings at import. Everything else reads them when the worker builds the service and its middleware.
 @bentoml.service(**service_config(load_settings()))
@@ -161,8 +188,9 @@ class SignalService:
         # its own login (ADMIN_DATABASE_URL, in aicash_training): the service's may not write models or runs
         self.admin = AdminOps(settings, admin_engine(settings), after_change=self._reload_now)
         self.started = time.time()
-        self._feature_age_registry = CollectorRegistry(auto_describe=False)
-        self._feature_age_registry.register(_FeatureAgeCollector(self.runtime.feature_ages))
+        self._scrape_time_registry = CollectorRegistry(auto_describe=False)
+        self._scrape_time_registry.register(_FeatureAgeCollector(self.runtime.feature_ages))
+        self._scrape_time_registry.register(_LastStepCollector(self.runtime))
         # this worker's CPU, memory, files, GC and prediction-log backlog on /metrics
         self.process_metrics = WorkerProcessMetrics(readings={"aicash_prediction_log_pending": (
             "Predictions this worker has answered and not yet written to the database", self._log_pending)})
@@ -189,7 +217,7 @@ class SignalService:
     def __metrics__(self, content: str) -> str:
         """BentoML's /metrics plus the feature ages, computed at scrape time (not a stored gauge: ages grow between
         reads, and BentoML's multiprocess metric files would keep a value from the last read)."""
-        return content + generate_latest(self._feature_age_registry).decode()
+        return content + generate_latest(self._scrape_time_registry).decode()
 
     @bentoml.on_shutdown
     def flush_prediction_log(self) -> None:

@@ -208,6 +208,8 @@ def test_models_weights_health_and_openapi(service) -> None:  # type: ignore[no-
     # the LSTM's forward pass runs in ONNX Runtime (checked against TorchScript at load); LightGBM's own path
     assert {m["version"]: m["runtime"] for m in models} == {service.production: "onnxruntime",
                                                             service.canary: "torchscript"}
+    # the LSTM answers windows with a seen prefix by its last step; LightGBM runs every window
+    assert {m["version"]: m["last_step"] for m in models} == {service.production: True, service.canary: False}
     assert set(service.get("/weights").json()["weights"]) == {"rsi", "adx_trend", "ema_cross", "macd", "bollinger",
                                                                "stochastic"}
     service.post("/predict", EXAMPLE_INPUT)  # the service has read EURUSD 1h: its stale features degrade /health
@@ -393,3 +395,27 @@ def test_a_store_read_that_waits_does_not_hold_up_the_event_loop(service) -> Non
         release()
     assert answer.status_code == 200, answer.text
     assert waited >= 1.0
+
+
+def test_metrics_count_the_windows_answered_by_the_last_step(service) -> None:  # type: ignore[no-untyped-def]
+    """`aicash_last_step_windows_total{model_version,path}`: every window the production LSTM answers is counted once,
+    by the last step once its prefix has been seen twice (earlier tests and the first requests here), else by the
+    full model; a request that gives `ema_50` (the anchor every bar is scaled by) takes the full model."""
+    name = "aicash_last_step_windows_total"
+    before = _samples(service)
+    answers = [service.post("/predict", {"symbol": "EURUSD", "indicators": {"rsi_value": 61.25 + i}}).json()
+               for i in range(10)]  # values no other test sends: none is cached
+    anchored = [service.post("/predict", {"symbol": "EURUSD", "indicators": {"ema_50": 1.2345 + i / 1000}}).json()
+                for i in range(4)]
+    after = _samples(service)
+
+    def added(path: str) -> float:
+        return (_total(after, name, model_version=service.production, path=path)
+                - _total(before, name, model_version=service.production, path=path))
+
+    production = sum(a["model_version"] == service.production for a in answers)
+    given_anchor = sum(a["model_version"] == service.production for a in anchored)
+    assert production + given_anchor > 0
+    assert added("last_step") + added("full_model") == production + given_anchor
+    assert added("last_step") >= production - 2 and added("full_model") >= given_anchor
+    assert not any(lab for (n, lab) in after if n == name and ("model_version", service.canary) in lab)

@@ -291,13 +291,13 @@ class SignalRuntime:
 
 
 def describe(runtime: SignalRuntime) -> dict[str, Any]:
-    """Loaded versions (with their model family and the runtime of their forward pass) and the traffic split, for
-    `GET /models`."""
+    """Loaded versions (with their model family, the runtime of their forward pass and whether windows with a seen
+    prefix are answered by the last step) and the traffic split, for `GET /models`."""
     return {
         "models": [
             {"version": m.version, "status": m.status, "label": m.label, "forced": m.forced,
              "traffic_percentage": m.traffic_percentage, "family": getattr(m.model, "family", None),
-             "runtime": getattr(m.model, "runtime", None)}
+             "runtime": getattr(m.model, "runtime", None), "last_step": bool(getattr(m.model, "last_step", False))}
             for m in runtime.models
         ]
     }
