@@ -169,8 +169,8 @@ class SignalService:
     them."""
 
     def __init__(self) -> None:
-        # One intra-op thread: requests already run in parallel (BentoML's thread pool) on a worker sized to one
-        # CPU, and torch's default of one thread per core makes concurrent forward passes fight over the cores.
+        # One intra-op thread: a worker is sized to one CPU and runs its requests one after another (on its event
+        # loop, or a worker thread: `bentos.dispatch`); torch's default of one thread per core would fight over it.
         # (A LightGBM model predicts on one thread too: `load_model` sets it.)
         torch.set_num_threads(1)
         settings = load_settings()
@@ -215,8 +215,9 @@ class SignalService:
         return features_reachable(self.runtime)
 
     def __metrics__(self, content: str) -> str:
-        """BentoML's /metrics plus the feature ages, computed at scrape time (not a stored gauge: ages grow between
-        reads, and BentoML's multiprocess metric files would keep a value from the last read)."""
+        """BentoML's /metrics plus the feature ages and the last step's windows, computed at scrape time (not stored
+        metrics: ages grow between reads, and BentoML's multiprocess metric files would keep a value from the last
+        read; the windows are the models' own counters)."""
         return content + generate_latest(self._scrape_time_registry).decode()
 
     @bentoml.on_shutdown
