@@ -312,25 +312,6 @@ def test_a_bad_request_id_header_is_refused_and_the_log_goes_on(service) -> None
     assert any(line.startswith("aicash_prediction_log_dead_letters_total") for line in metrics.splitlines())
 
 
-def test_promotion_is_picked_up_without_restart(service) -> None:  # type: ignore[no-untyped-def]
-    """Runs last in this module: it changes the registry."""
-    from aicash.registry import promote
-
-    engine = make_engine(service.database_url)
-    promote(engine, service.canary, 100, force=True, reason="test: full promotion", actor="test")
-    engine.dispose()
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        models = service.get("/models").json()["models"]
-        if [m["version"] for m in models] == [service.canary]:
-            break
-        time.sleep(0.5)
-    assert [m["version"] for m in models] == [service.canary]
-    answers = service.post("/predict/batch", {"requests": [
-        {"symbol": "EURUSD", "request_id": f"after-{i}"} for i in range(50)]}).json()
-    assert {a["model_version"] for a in answers} == {service.canary}
-
-
 def test_held_features_answer_on_the_event_loop_and_a_store_read_on_a_worker_thread(service) -> None:  # type: ignore[no-untyped-def]
     """The first request after a series' features expired (held for 1 s) reads the store on a worker thread; the
     next ones, answered from memory, run on the event loop (`aicash_predict_dispatch_total`)."""
@@ -419,3 +400,22 @@ def test_metrics_count_the_windows_answered_by_the_last_step(service) -> None:  
     assert added("last_step") + added("full_model") == production + given_anchor
     assert added("last_step") >= production - 2 and added("full_model") >= given_anchor
     assert not any(lab for (n, lab) in after if n == name and ("model_version", service.canary) in lab)
+
+
+def test_promotion_is_picked_up_without_restart(service) -> None:  # type: ignore[no-untyped-def]
+    """Runs last in this module: it changes the registry."""
+    from aicash.registry import promote
+
+    engine = make_engine(service.database_url)
+    promote(engine, service.canary, 100, force=True, reason="test: full promotion", actor="test")
+    engine.dispose()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        models = service.get("/models").json()["models"]
+        if [m["version"] for m in models] == [service.canary]:
+            break
+        time.sleep(0.5)
+    assert [m["version"] for m in models] == [service.canary]
+    answers = service.post("/predict/batch", {"requests": [
+        {"symbol": "EURUSD", "request_id": f"after-{i}"} for i in range(50)]}).json()
+    assert {a["model_version"] for a in answers} == {service.canary}
