@@ -74,11 +74,10 @@ def service_runtime() -> SignalRuntime:
     return runtime
 
 
-def answer_with(runtime: SignalRuntime, symbol: str, indicators: Any, timeframe: str | None,
-                request_id: str | None) -> Prediction:
-    """One prediction through `runtime`, from the fields BentoML passes to the service's API."""
-    request = PredictRequest.model_construct(symbol=symbol, indicators=indicators, timeframe=timeframe,
-                                             request_id=request_id or new_request_id())
+def answer_with(runtime: SignalRuntime, request: PredictRequest) -> Prediction:
+    """One prediction through `runtime`, as the service answers it: a request without an id is given one."""
+    if request.request_id is None:
+        request = request.model_copy(update={"request_id": new_request_id()})
     return runtime.predict_many([request])[0]
 
 
@@ -100,11 +99,7 @@ def make_app(mode: str) -> Any:
 
     async def predict(request: Request) -> Response:
         body = PredictRequest.model_validate_json(await request.body())
-        if runtime is None or dispatch is None:
-            answer = ANSWER
-        else:
-            answer = await dispatch(body, lambda: answer_with(runtime, body.symbol, body.indicators, body.timeframe,
-                                                              body.request_id))
+        answer = ANSWER if dispatch is None else await dispatch(body, lambda: answer_with(dispatch.runtime, body))
         return Response(answer.model_dump_json(), media_type="application/json")
 
     async def readings(_: Request) -> Response:

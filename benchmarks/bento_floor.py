@@ -19,6 +19,7 @@ from typing import Any
 
 import bentoml
 
+from aicash.serving.request_ids import new_request_id
 from aicash.serving.schemas import Prediction, PredictRequest
 from aicash.settings import load_settings
 from benchmarks.attribution_hosts import answer_with, metered, service_runtime
@@ -58,9 +59,8 @@ class RuntimeFloorService:
         self, symbol: str, indicators: Any, timeframe: str | None, request_id: str | None, ctx: bentoml.Context
     ) -> Prediction:
         request = PredictRequest.model_construct(symbol=symbol, indicators=indicators, timeframe=timeframe,
-                                                 request_id=request_id)
-        return await self.dispatch(request, lambda: answer_with(self.runtime, symbol, indicators, timeframe,
-                                                                request_id))
+                                                 request_id=request_id or new_request_id())
+        return await self.dispatch(request, lambda: answer_with(self.runtime, request))
 
     @bentoml.api(route="/meters")
     def meters_now(self) -> dict[str, Any]:
