@@ -100,7 +100,9 @@ class RunLog:
     on_change: Callable[[RunLog], None] | None = None
     _block_task: Task | None = None
     _block: list[str] = field(default_factory=list)
-    _finished: Task | None = None  # the task whose end was read last: its outputs block follows
+    # tasks that succeeded and whose outputs block has not come yet, in the order their ends were read: iterations
+    # of a ParallelFor running side by side may both end before either block is logged
+    _awaiting: list[Task] = field(default_factory=list)
 
     def feed(self, line: str) -> None:
         """Take one line of the runner's output."""
@@ -119,11 +121,14 @@ class RunLog:
             if task is not None:
                 task.status = "succeeded" if m["status"] == "SUCCESS" else "failed"
                 task.finished = _clock(m["at"])
-            self._finished = task
+                if task.status == "succeeded":
+                    self._awaiting.append(task)
         elif m := OUTPUTS.match(line):
-            # the task that just finished (a ParallelFor's iterations run side by side), else the latest of that name
-            last = self._finished
-            self._block_task = last if last is not None and _base(last.name) == m["task"] else self._last(m["task"])
+            # the first task of that name whose end was read and whose block was not, else the latest of that name
+            awaiting = next((t for t in self._awaiting if _base(t.name) == m["task"]), None)
+            if awaiting is not None:
+                self._awaiting.remove(awaiting)
+            self._block_task = awaiting or self._last(m["task"])
             self._block = []
             return
         elif m := PIPELINE_DONE.match(line):

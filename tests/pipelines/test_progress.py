@@ -64,6 +64,28 @@ def test_a_failed_task_and_repeated_names() -> None:
     assert log.outcome == "FAILURE"
 
 
+def test_iterations_side_by_side_that_both_end_before_either_block_keep_their_own_figures() -> None:
+    """A ParallelFor's iterations share a name and KFP logs a task's end and its outputs block in two calls: both
+    ends may come before either block (seen in CI), and each block still goes to a task of its own."""
+    trial = "\x1b[96m'run-trial'\x1b[0m"
+    ended = "finished with status \x1b[92mSUCCESS\x1b[0m\n"
+
+    def block(at: str, number: int, family: str, sharpe: str) -> list[str]:
+        return [f"{at} - INFO - Task {trial} outputs:\n", f"    Output: 'trial {number} {family}: Sharpe {sharpe}'\n",
+                f"    trial: Dataset( name='trial', metadata={{'number': {number}.0}} )\n", "-" * 80 + "\n"]
+
+    for first, second in ((1, 2), (2, 1)):
+        lines = [f"10:00:00.000 - INFO - Executing task {trial}\n", f"10:00:00.001 - INFO - Executing task {trial}\n",
+                 f"    trial {second}: lightgbm {{}}\n", f"    trial {first}: linear {{}}\n",
+                 f"10:00:05.000 - INFO - Task {trial} {ended}", f"10:00:05.002 - INFO - Task {trial} {ended}",
+                 *block("10:00:05.001", first, "linear", "2.28"), *block("10:00:05.003", second, "lightgbm", "-3.55")]
+        log = replay(lines)
+        assert sorted(t.figure for t in log.tasks) == [
+            "trial 1 linear: Sharpe 2.28" if first == 1 else "trial 1 lightgbm: Sharpe -3.55",
+            "trial 2 lightgbm: Sharpe -3.55" if first == 1 else "trial 2 linear: Sharpe 2.28"]
+        assert [t.status for t in log.tasks] == ["succeeded", "succeeded"] and all(t.settled for t in log.tasks)
+
+
 def test_figures_of_the_other_tasks() -> None:
     assert figure_of("save-weights", "    Output: 'saved version 2: out-of-sample auc 0.9634 beats 0.6843'") == (
         "saved version 2: out-of-sample auc 0.9634 beats 0.6843")
