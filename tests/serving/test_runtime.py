@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -98,6 +99,44 @@ def test_canary_split_cache_and_reload(snapshot) -> None:  # type: ignore[no-unt
     runtime.load_models = broken
     assert not runtime.reload() and runtime.split() == [("v2", 100.0)]  # keeps serving the current model
     runtime.close()
+
+
+def test_a_hit_answers_as_the_miss_did_and_the_collector_walks_no_cached_answer(snapshot, engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A hit answers (and logs) what the miss answered, with its own request id; the cache keeps answers as atoms
+    only, so after one collection the garbage collector tracks none of them (a kept Prediction stays tracked)."""
+    from aicash.serving.prediction_log import PredictionLog
+
+    runtime, _ = make_runtime(snapshot, [LoadedModel("v1", "production", 100.0, SoftmaxOnLastBar(3))])
+    runtime.prediction_log = PredictionLog(engine, spill_path=tmp_path / "spill.jsonl", interval_seconds=0.05)
+    first = runtime.predict(PredictRequest(symbol="EURUSD", request_id="miss", indicators={"rsi_value": 41.5}))
+    hit = runtime.predict(PredictRequest(symbol="EURUSD", request_id="hit", indicators={"rsi_value": 41.5}))
+    assert (first.cached, hit.cached, hit.request_id) == (False, True, "hit")
+    assert hit.model_dump(exclude={"cached", "request_id"}) == first.model_dump(exclude={"cached", "request_id"})
+    for i in range(200):
+        runtime.predict(PredictRequest(symbol="EURUSD", request_id=f"r{i}", indicators={"rsi_value": i / 4 + 0.125}))
+    gc.collect()
+    assert len(runtime.cache) == 201 and not any(gc.is_tracked(answer) for _, answer in runtime.cache._data.values())
+    runtime.close()
+    with engine.connect() as conn:
+        rows = dict(conn.execute(select(Prediction.request_id, Prediction.output)
+                                 .where(Prediction.request_id.in_(["miss", "hit"]))).all())
+        features = dict(conn.execute(select(Prediction.request_id, Prediction.features)
+                                     .where(Prediction.request_id.in_(["miss", "hit"]))).all())
+    assert rows["hit"] == rows["miss"] | {"cached": True, "request_id": "hit"} and features["hit"] == features["miss"]
+
+
+def test_an_answer_from_its_fields_is_the_one_pydantic_validates() -> None:
+    """`Prediction.from_fields` (the runtime's shortcut past `model_construct`) makes the instance that validating
+    the same values makes: equal, the same JSON, the same fields set, and its own dict."""
+    from aicash.serving.schemas import Prediction as Answer
+
+    fields = {"signal": "BUY", "confidence": 0.5, "probabilities": {"SELL": 0.2, "HOLD": 0.3, "BUY": 0.5},
+              "model_version": "v1", "model_status": "production", "composite_score": -0.25, "latency_ms": 0.4,
+              "request_id": "r1", "cached": True, "features_as_of": datetime(2024, 5, 1, 13, tzinfo=UTC), "stale": True}
+    validated, built = Answer.model_validate(fields), Answer.from_fields(dict(fields))
+    assert built == validated == Answer.model_construct(**fields)
+    assert built.model_dump_json() == validated.model_dump_json() and built.model_fields_set == set(fields)
+    assert built.model_copy(update={"cached": False}).cached is False and built.cached is True
 
 
 def test_no_model_and_unknown_symbol(snapshot) -> None:  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -29,6 +30,7 @@ from aicash.signals.rule import SIGNALS, composite_scores
 
 log = logging.getLogger(__name__)
 DEFAULT_TIMEFRAME = "1h"  # a request without timeframe, answered by a model that does not say its own
+_COLUMN = {name: i for i, name in enumerate(MODEL_FEATURES)}  # a model feature's column in the window
 
 
 class Model(Protocol):
@@ -44,6 +46,13 @@ class FeatureSnapshot:
     indicators: Mapping[str, float]
     window: np.ndarray  # (window_bars, len(MODEL_FEATURES)), oldest first
     event_timestamp: datetime | None = None  # the latest bar's time (UTC), as the online store gives it
+
+    @cached_property
+    def latest_inputs(self) -> tuple[dict[str, float], np.ndarray]:
+        """The latest bar's model features as floats by name, and as the window's float32 row (made once per
+        snapshot: the requests of a series share it until the next read)."""
+        latest = {name: float(self.indicators[name]) for name in MODEL_FEATURES}
+        return latest, np.array([latest[name] for name in MODEL_FEATURES], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,34 @@ class FeaturesUnavailableError(RuntimeError):
     """The online store cannot be reached and the series was never read before: no window to predict from."""
 
 
+# A cached answer: the fields of its Prediction that a hit reuses (`_CACHED`), its probabilities in SIGNALS order and
+# the features it was computed from in MODEL_FEATURES order, as one flat tuple of atoms. The garbage collector stops
+# tracking such a tuple (and the cache's entry holding it) at its first pass, so the thousands of answers a busy
+# cache holds are never walked again; a Prediction with its dicts and field set is four tracked objects, walked by
+# every pass for as long as it is cached.
+_CACHED = ("signal", "confidence", "model_version", "model_status", "composite_score", "latency_ms", "features_as_of")
+_PROBABILITIES = len(_CACHED)
+_FEATURES = _PROBABILITIES + len(SIGNALS)
+
+
+def _frozen(fields: dict[str, Any], latest: Mapping[str, float]) -> tuple[Any, ...]:
+    return (*[fields[name] for name in _CACHED], *fields["probabilities"].values(),
+            *[latest[name] for name in MODEL_FEATURES])
+
+
+def _thawed(cached: tuple[Any, ...]) -> tuple[dict[str, Any], dict[str, float]]:
+    """A cached answer's Prediction fields (without request_id, cached and stale) and its features."""
+    fields = dict(zip(_CACHED, cached[:_PROBABILITIES], strict=True))
+    fields["probabilities"] = dict(zip(SIGNALS, cached[_PROBABILITIES:_FEATURES], strict=True))
+    return fields, dict(zip(MODEL_FEATURES, cached[_FEATURES:], strict=True))
+
+
+def _json_ready(fields: dict[str, Any]) -> dict[str, Any]:
+    """A Prediction's fields as the prediction log stores its output: `features_as_of` as ISO 8601 text."""
+    as_of = fields["features_as_of"]
+    return fields | {"features_as_of": None if as_of is None else as_of.isoformat()}
+
+
 FeatureReader = Callable[[str, str], FeatureSnapshot]
 ModelLoader = Callable[[], Sequence[LoadedModel]]  # the registry's current split, canary first
 WeightsReader = Callable[[], Mapping[str, float]]
@@ -113,7 +150,7 @@ class SignalRuntime:
     reload_error: str | None = None  # why the last registry reload failed; None after a good one
 
     def __post_init__(self) -> None:
-        self.cache: TTLCache[tuple[Prediction, dict[str, float]]] = TTLCache(self.cache_ttl_seconds)
+        self.cache: TTLCache[tuple[Any, ...]] = TTLCache(self.cache_ttl_seconds)  # `_frozen` answers
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._last_snapshots: dict[tuple[str, str], FeatureSnapshot] = {}
@@ -201,11 +238,12 @@ class SignalRuntime:
             given = {name: value for name, value in req.indicators.__dict__.items() if value is not None}
             key = (version, req.symbol, timeframe, tuple(sorted(given.items())))
             if (hit := self.cache.get(key)) is not None:
-                cached, features = hit
+                fields, features = _thawed(hit)
                 # staleness judged now: a cached answer's bar keeps ageing
-                fresh = self._freshness(req.symbol, timeframe, cached.features_as_of)
-                answers[i] = hit_answer = cached.model_copy(update={"cached": True, "request_id": request_id, **fresh})
-                self._log(req, timeframe, given, hit_answer.model_dump(mode="json"), features)
+                fields |= {"cached": True, "request_id": request_id,
+                           **self._freshness(req.symbol, timeframe, fields["features_as_of"])}
+                answers[i] = Prediction.from_fields(fields)
+                self._log(req, timeframe, given, _json_ready(fields), features)
                 continue
             latest, window, as_of = self._merged_inputs(req.symbol, timeframe, given)
             # refuses before the forward pass when REFUSE_STALE_FEATURES is on
@@ -213,15 +251,15 @@ class SignalRuntime:
             pending.setdefault(version, []).append(
                 _Pending(i, request_id, key, latest, window, fresh, timeframe, given))
         for version, items in pending.items():
-            probs = models[version].model.predict_proba(np.stack([p.window for p in items]))
+            # one window is passed as a view (np.stack copies it: ~5 µs, on every request)
+            windows = items[0].window[None] if len(items) == 1 else np.stack([p.window for p in items])
+            probs = models[version].model.predict_proba(windows)
             scores = composite_scores([p.latest for p in items], self.weights)
             for item, prob, score in zip(items, probs, scores, strict=True):
                 fields = self._answer(item.request_id, models[version], prob, float(score), start, item.freshness)
-                answer = Prediction.model_construct(**fields)  # built here from checked values: no validation
-                self.cache.put(item.key, (answer, item.latest))
-                as_of = fields["features_as_of"]
-                self._log(requests[item.index], item.timeframe, item.given,
-                          fields | {"features_as_of": None if as_of is None else as_of.isoformat()}, item.latest)
+                answer = Prediction.from_fields(fields)  # built here from checked values: no validation
+                self.cache.put(item.key, _frozen(fields, item.latest))
+                self._log(requests[item.index], item.timeframe, item.given, _json_ready(fields), item.latest)
                 answers[item.index] = answer
         return [a for a in answers if a is not None]
 
@@ -249,9 +287,13 @@ class SignalRuntime:
         time of the latest stored bar, which the answer carries as `features_as_of`."""
         snapshot = self._snapshot(symbol, timeframe)
         self.feature_ages.observe(symbol, timeframe, snapshot.event_timestamp)
-        latest = {name: float(given.get(name, snapshot.indicators[name])) for name in MODEL_FEATURES}
+        stored, row = snapshot.latest_inputs
         window = np.array(snapshot.window, dtype=np.float32, copy=True)
-        window[-1] = [latest[name] for name in MODEL_FEATURES]
+        window[-1] = row
+        latest = dict(stored)
+        for name, value in given.items():
+            if (column := _COLUMN.get(name)) is not None:
+                latest[name] = window[-1, column] = float(value)
         return latest, window, snapshot.event_timestamp
 
     def _freshness(self, symbol: str, timeframe: str, as_of: datetime | None) -> dict[str, Any]:

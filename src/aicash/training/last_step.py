@@ -105,6 +105,10 @@ class LastStepModel:
         if set(state) != plain:  # bidirectional, projected or bias-free stacks run the full model
             raise LastStepUnavailable(f"the {self.kind} is not a plain one-way stack with biases: {sorted(state)}")
         self.hidden = int(state["weight_hh_l0"].shape[1])
+        # an LSTM step's gates scaled before and after one tanh: by 1/2 (then + 1/2) where a sigmoid is due
+        self._gate_scale = np.full(4 * self.hidden, 0.5, dtype=np.float32)
+        self._gate_scale[2 * self.hidden : 3 * self.hidden] = 1.0
+        self._gate_offset = np.where(self._gate_scale == 0.5, 0.5, 0.0).astype(np.float32)
         self.layers = [
             _Layer(_numpy(state[f"weight_ih_l{i}"]), _numpy(state[f"bias_ih_l{i}"]),
                    _numpy(state[f"weight_hh_l{i}"]), _numpy(state[f"bias_hh_l{i}"]))
@@ -185,14 +189,17 @@ class LastStepModel:
     # -- the recurrent step --------------------------------------------------------------------------------
     def _prefix_state(self, window: np.ndarray) -> tuple[np.ndarray, ...]:
         """Per layer, what the last step needs from the state after all bars but the last: the hidden side's gate
-        inputs (W_hh h + b_hh), then the cell state (LSTM) or the hidden state (GRU)."""
+        inputs (W_hh h + b_hh, plus b_ih for an LSTM), then the cell state (LSTM) or the hidden state (GRU)."""
         with torch.inference_mode():
             inputs = self._transform_module(torch.from_numpy(np.ascontiguousarray(window[None])))
             _, state = self._prefix_network(inputs[:, :-1])
         hidden, kept = (state[0], state[1]) if self.kind == "lstm" else (state, state)
         parts: list[np.ndarray] = []
         for i, layer in enumerate(self.layers):
-            parts += [layer.w_hidden @ hidden[i, 0].numpy() + layer.b_hidden, kept[i, 0].numpy().copy()]
+            from_hidden = layer.w_hidden @ hidden[i, 0].numpy() + layer.b_hidden
+            if self.kind == "lstm":  # every gate adds both biases: the input side's is added here, once
+                from_hidden += layer.b_input
+            parts += [from_hidden, kept[i, 0].numpy().copy()]
         return tuple(parts)
 
     def _step(self, x: np.ndarray, state: tuple[np.ndarray, ...]) -> list[float]:
@@ -200,13 +207,20 @@ class LastStepModel:
         h = self.hidden
         for i, layer in enumerate(self.layers):
             from_hidden, previous = state[2 * i], state[2 * i + 1]
-            gates = layer.w_input @ x + layer.b_input
             if self.kind == "lstm":  # PyTorch's gate order: input, forget, cell, output
+                # in place, in one tanh: sigmoid(g) = tanh(g / 2) / 2 + 1 / 2 for the input, forget and output
+                # gates, tanh(g) for the cell's (the kept state holds both biases)
+                gates = layer.w_input @ x
                 gates += from_hidden
-                act = _sigmoid(gates)
-                cell = act[h : 2 * h] * previous + act[:h] * np.tanh(gates[2 * h : 3 * h])
-                x = act[3 * h :] * np.tanh(cell)
+                gates *= self._gate_scale
+                np.tanh(gates, out=gates)
+                gates *= self._gate_scale
+                gates += self._gate_offset
+                cell = gates[h : 2 * h] * previous
+                cell += gates[:h] * gates[2 * h : 3 * h]
+                x = gates[3 * h :] * np.tanh(cell)
             else:  # GRU: reset, update, new
+                gates = layer.w_input @ x + layer.b_input
                 reset_update = _sigmoid(gates[: 2 * h] + from_hidden[: 2 * h])
                 new = np.tanh(gates[2 * h :] + reset_update[:h] * from_hidden[2 * h :])
                 x = new + reset_update[h:] * (previous - new)
