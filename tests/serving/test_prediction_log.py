@@ -79,6 +79,31 @@ def test_a_batch_is_one_statement_and_every_value_arrives_as_given(engine, tmp_p
         assert (got.request, got.features, got.output) == (r["request"], r["features"], r["output"])
 
 
+def test_a_logged_row_is_stored_as_sqlalchemy_stores_it(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The writer binds its own values on SQLite (the driver's executemany): the stored text of every column (the
+    time's format, which SQL comparisons on created_at read, and the JSON documents) is what an ORM insert of the
+    same values stores."""
+    from sqlalchemy import insert, text
+
+    created = datetime(2026, 12, 8, 1, 2, 3, tzinfo=UTC)  # no microseconds: SQLAlchemy still writes them
+    values = row(1) | {"created_at": created, "latency_ms": 0.125,
+                       "output": {"probabilities": {"BUY": 0.2, "SELL": 0.5}, "features_as_of": None, "n": 10**12}}
+    plog = PredictionLog(engine, spill_path=tmp_path / "spill.jsonl", interval_seconds=60)
+    plog.record(dict(values, request_id="by-the-log"))
+    assert plog.flush() and plog.close()
+    with engine.begin() as conn:
+        conn.execute(insert(Prediction.__table__).values(dict(values, request_id="by-the-orm")))
+        stored = {r[0]: r[1:] for r in conn.execute(text(
+            "SELECT request_id, CAST(created_at AS TEXT), CAST(request AS TEXT), CAST(features AS TEXT), "
+            "CAST(output AS TEXT), symbol, model_version, latency_ms FROM predictions "
+            "WHERE request_id IN ('by-the-log', 'by-the-orm')"))}
+    assert stored["by-the-log"] == stored["by-the-orm"]
+    later = created + timedelta(seconds=1)
+    with engine.connect() as conn:  # SQLAlchemy's bound time compares with the stored one
+        assert conn.execute(select(func.count()).select_from(Prediction)
+                            .where(Prediction.created_at < later, Prediction.created_at >= created)).scalar_one() == 2
+
+
 def test_the_writer_wakes_once_wake_rows_are_queued(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Under load the writer writes small batches often (its interval here is a minute)."""
     plog = PredictionLog(engine, spill_path=tmp_path / "spill.jsonl", batch_size=500, interval_seconds=60,
