@@ -29,7 +29,6 @@ from typing import Any
 
 from prometheus_client import Counter
 from sqlalchemy import Connection, Engine, select, text
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from aicash.db.engine import json_text
@@ -360,11 +359,8 @@ class PredictionLog:
 
 def _insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> int:
     """`INSERT ... ON CONFLICT (request_id) DO NOTHING` of `rows`; the rows added (-1 when the driver cannot say)."""
-    if conn.dialect.name == "sqlite":
+    if conn.dialect.name != "postgresql":  # SQLite
         return int(conn.exec_driver_sql(_SQLITE_INSERT, [_sqlite_values(row) for row in rows]).rowcount)
-    if conn.dialect.name != "postgresql":
-        stmt = sqlite_insert(_TABLE).on_conflict_do_nothing(index_elements=["request_id"])
-        return int(conn.execute(stmt, rows).rowcount)
     document = []
     for row in rows:
         record = {name: row.get(name) for name in _PG_COLUMNS}
